@@ -1,0 +1,57 @@
+"""The tf.data input pipeline: decode in parallel, crop and resize once, cache, shuffle,
+batch, augment on whole batches with Keras preprocessing layers, then the backbone's
+own preprocess_input, with prefetch so the model never waits on input.
+"""
+
+import keras
+import tensorflow as tf
+
+from skin.preprocessing import center_crop_resize, model_input
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def augmenter(seed: int) -> keras.Sequential:
+    """Random flips, rotation, zoom, shift, brightness and contrast.
+
+    Dermoscopy has no "up", so flips both ways and full rotations are label-preserving.
+    """
+    return keras.Sequential([
+        keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
+        keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
+        keras.layers.RandomZoom(0.15, fill_mode="reflect", seed=seed + 2),
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3),
+        keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4),
+        keras.layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 5),
+    ], name="augmentation")
+
+
+def load_image(path, size: int):
+    """A file path -> size x size x 3 uint8 (any format TensorFlow decodes; first frame)."""
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    return center_crop_resize(image, size)
+
+
+def image_dataset(
+    paths, labels, num_classes: int, backbone: str, size: int, batch_size: int,
+    training: bool, seed: int = 0, cache: bool = True,
+) -> tf.data.Dataset:
+    """(path, class index) pairs -> batches of (model input, one-hot label).
+
+    Decoded images are cached as uint8 after the resize (7,000 images at 96 px take about
+    190 MB), so only the first epoch reads and decodes files.
+    """
+    ds = tf.data.Dataset.from_tensor_slices((list(paths), list(labels)))
+    ds = ds.map(lambda p, y: (load_image(p, size), y), num_parallel_calls=AUTOTUNE,
+                deterministic=True)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size)
+    if training:
+        augment = augmenter(seed)
+        ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda x, y: (model_input(x, backbone), tf.one_hot(y, num_classes)),
+                num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)

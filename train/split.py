@@ -1,0 +1,77 @@
+"""Train/validation/test split: stratified by label, grouped by lesion, seeded, saved.
+
+The split is a CSV file (image_id, split) that every backbone of one comparison reuses.
+Its sha256 goes into each model card, so two cards can be checked to share a split.
+"""
+
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from skin.files import atomic_write_text
+from train.data import DatasetError, offenders
+
+SPLITS = ("train", "val", "test")
+
+
+def make_split(
+    table: pd.DataFrame, val_fraction: float = 0.15, test_fraction: float = 0.15,
+    seed: int = 0,
+) -> pd.Series:
+    """image_id -> "train" | "val" | "test"; no group (lesion) on two sides.
+
+    StratifiedGroupKFold keeps class proportions as close as groups allow: one fold of
+    round(1 / test_fraction) becomes the test set, then the same again for validation.
+    """
+    def hold_out(part: pd.DataFrame, fraction: float):
+        folds = StratifiedGroupKFold(n_splits=round(1 / fraction), shuffle=True,
+                                     random_state=seed)
+        keep, held = next(folds.split(part, part["label"], part["group"]))
+        return part.iloc[keep], part.iloc[held]
+
+    rest, test = hold_out(table, test_fraction)
+    train, val = hold_out(rest, val_fraction / (1 - test_fraction))
+    assignment = pd.concat([
+        pd.Series(name, index=part["image_id"]) for name, part in
+        (("train", train), ("val", val), ("test", test))
+    ])
+    return assignment.loc[table["image_id"]].rename("split")
+
+
+def check_split(table: pd.DataFrame, assignment: pd.Series, source: str) -> None:
+    """Raise DatasetError unless the split covers exactly this table's images, uses the
+    known split names, keeps each group on one side and gives training every class."""
+    listed, wanted = set(assignment.index), set(table["image_id"])
+    problems = []
+    if listed - wanted:
+        problems.append(offenders("ids in the split that the dataset lacks", sorted(listed - wanted)))
+    if wanted - listed:
+        problems.append(offenders("dataset ids the split lacks", sorted(wanted - listed)))
+    bad_names = assignment[~assignment.isin(SPLITS)]
+    if len(bad_names):
+        problems.append(offenders(f"rows whose split is not one of {', '.join(SPLITS)}",
+                                [f"{i} ({s})" for i, s in bad_names.items()]))
+    if not problems:
+        sides = table.assign(split=assignment.loc[table["image_id"]].to_numpy())
+        spanning = sides.groupby("group")["split"].nunique()
+        if (spanning > 1).any():
+            problems.append(offenders("groups (lesions) on more than one side",
+                                    spanning[spanning > 1].index))
+        missing = set(table["label"]) - set(sides["label"][sides["split"] == "train"])
+        if missing:
+            problems.append(f"the train split has no images of: {', '.join(sorted(missing))}")
+    if problems:
+        raise DatasetError(f"the split {source} does not fit this dataset:\n"
+                           + "\n".join(f"  - {p}" for p in problems))
+
+
+def read_split(path) -> pd.Series:
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return frame.set_index("image_id")["split"]
+    except (OSError, KeyError, pd.errors.ParserError) as e:
+        raise DatasetError(f"cannot read the split file {path}: {e}; it needs the "
+                           "columns image_id and split") from None
+
+
+def write_split(assignment: pd.Series, path) -> None:
+    atomic_write_text(path, assignment.rename_axis("image_id").reset_index().to_csv(index=False))
