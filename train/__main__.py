@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from skin.backbones import BACKBONES, BackboneError, check_input_size, get_backbone
+from skin.backbones import (
+    BACKBONES, BackboneError, build_classifier, check_input_size, get_backbone,
+)
 from skin.files import file_sha256
 from train.data import DatasetError, load_dataset
 from train.model import InitError
@@ -173,11 +175,14 @@ def run(args, log) -> Path:
     with strategy.scope():
         fit.train(model, schedule, train_data, val_data, parts["val"]["y"].to_numpy(),
                   class_weight, loss, work, state, log, verbose)
-        model.load_weights(work / "best.weights.h5")
+    # The architecture rebuilt from what the card will say, holding the best weights and
+    # no optimizer (Model.save_weights of a compiled model stores Adam's moments too).
+    best = build_classifier(backbone.name, len(dataset.classes), args.img_size, args.dropout)
+    best.load_weights(work / "best.weights.h5")
 
     name = args.name or f"{backbone.name}-{args.img_size}"
     card_path = export.export(
-        model, name, out,
+        best, name, out,
         {
             "backbone": backbone.name, "classes": list(dataset.classes),
             "input_size": args.img_size, "init": init,

@@ -11,7 +11,7 @@ from scipy.optimize import minimize_scalar
 import keras
 import tensorflow as tf
 
-from skin.backbones import build_classifier, get_backbone
+from skin.backbones import get_backbone
 from skin.cards import CARD_FORMAT
 from skin.classes import full_name
 from skin.files import atomic_write_text, file_sha256
@@ -42,7 +42,8 @@ def fit_temperature(labels, probs) -> float:
 
 def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
            val_data, val_labels, test_data, test_labels, n_resamples: int, seed: int) -> Path:
-    """Score the (best) model, write <name>.weights.h5 and then <name>.json; return the card."""
+    """Score the model (uncompiled, as the card describes it), write <name>.weights.h5 and
+    then <name>.json; return the card's path."""
     classes = card_fields["classes"]
     val_probs = model.predict(val_data, verbose=0)
     test_probs = model.predict(test_data, verbose=0)
@@ -51,7 +52,7 @@ def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
                          n_resamples=n_resamples, seed=seed)
     uncalibrated = summary_metrics(test_labels, test_probs)
     weights_file = out_dir / f"{name}.weights.h5"
-    save_weights(_without_optimizer(model, card_fields), weights_file)
+    save_weights(model, weights_file)
     card = {
         "format": CARD_FORMAT,
         "name": name,
@@ -72,17 +73,6 @@ def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
     card_path = out_dir / f"{name}.json"
     atomic_write_text(card_path, json.dumps(card, indent=1))
     return card_path
-
-
-def _without_optimizer(model: keras.Model, card_fields: dict) -> keras.Model:
-    """The card's architecture rebuilt with this model's weights and no optimizer
-    (Model.save_weights of a compiled model also stores Adam's moments, tripling the file,
-    and clone_model keeps the optimizer). Rebuilding also checks the card's description."""
-    plain = build_classifier(card_fields["backbone"], len(card_fields["classes"]),
-                             card_fields["input_size"],
-                             card_fields["training"]["config"]["dropout"])
-    plain.set_weights(model.get_weights())
-    return plain
 
 
 def summary_line(card_path: Path) -> str:

@@ -142,7 +142,7 @@ class Monitor(keras.callbacks.Callback):
         record = {
             "epoch": epoch + 1, "stage": state.stage, "seconds": round(seconds, 1),
             "trainable_backbone_layers": sum(l.trainable for l in backbone_layers(self.model)),
-            "learning_rate": float(self.model.optimizer.learning_rate),
+            "learning_rate": state.learning_rate,
             "loss": logs.get("loss"), "accuracy": logs.get("accuracy"),
             **{f"val_{k}": scores[k] for k in ("accuracy", "balanced_accuracy", "macro_f1")},
             "val_classes_predicted": n_predicted,

@@ -1,0 +1,79 @@
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HAM10000 = ROOT.parent / "shared" / "data" / "ham10000"
+
+# Colours the tiny datasets are drawn in: one per class, so a model can learn them.
+CLASS_COLOURS = {"akiec": (200, 40, 40), "bcc": (40, 200, 40), "nv": (40, 40, 200)}
+
+
+def write_image(path: Path, colour, size=(40, 30), seed=0) -> Path:
+    """A small noisy image of one colour (200x150-like 4:3 aspect by default)."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(colour) + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    return path
+
+
+def make_ham_layout(root: Path, lesions_per_class=6, images_per_lesion=2) -> Path:
+    """A HAM10000-shaped folder: metadata.csv + images/, several images per lesion."""
+    rows = ["image_id,lesion_id,dx,dx_type,age,sex,localization,dataset"]
+    n = 0
+    for dx, colour in CLASS_COLOURS.items():
+        for lesion in range(lesions_per_class):
+            for _ in range(images_per_lesion):
+                image_id = f"ISIC_{n:07d}"
+                write_image(root / "images" / f"{image_id}.jpg", colour, seed=n)
+                rows.append(f"{image_id},HAM_{dx}_{lesion},{dx},histo,50,male,back,test")
+                n += 1
+    (root / "metadata.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def make_class_folders(root: Path, per_class=8) -> Path:
+    for dx, colour in CLASS_COLOURS.items():
+        for i in range(per_class):
+            write_image(root / dx / f"{dx}_{i}.png", colour, seed=i)
+    return root
+
+
+def make_csv_listing(root: Path, per_class=8) -> Path:
+    lines = ["path,label,group"]
+    for dx, colour in CLASS_COLOURS.items():
+        for i in range(per_class):
+            write_image(root / "img" / f"{dx}_{i}.png", colour, seed=i)
+            lines.append(f"img/{dx}_{i}.png,{dx},{dx}-lesion-{i // 2}")
+    (root / "list.csv").write_text("\n".join(lines) + "\n")
+    return root / "list.csv"
+
+
+@pytest.fixture
+def ham_layout(tmp_path):
+    return make_ham_layout(tmp_path / "ham")
+
+
+@pytest.fixture
+def class_folders(tmp_path):
+    return make_class_folders(tmp_path / "folders")
+
+
+@pytest.fixture
+def csv_listing(tmp_path):
+    return make_csv_listing(tmp_path / "csvdata")
+
+
+@pytest.fixture(scope="session")
+def ham10000():
+    if not (HAM10000 / "metadata.csv").is_file():
+        pytest.skip(f"HAM10000 is not at {HAM10000}; the integration tests need it")
+    return HAM10000

@@ -1,0 +1,79 @@
+"""skin.metrics against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from skin.metrics import (
+    auc_ovr, bootstrap_intervals, evaluate, expected_calibration_error, summary_metrics,
+)
+
+
+def one_hot_probs(predicted, n_classes, confidence=1.0):
+    probs = np.full((len(predicted), n_classes), (1 - confidence) / (n_classes - 1))
+    probs[np.arange(len(predicted)), predicted] = confidence
+    return probs
+
+
+def test_perfect_predictions():
+    y = np.array([0, 1, 2, 2, 1, 0])
+    m = summary_metrics(y, one_hot_probs(y, 3))
+    assert m["accuracy"] == m["balanced_accuracy"] == m["macro_f1"] == m["auc_ovr"] == 1.0
+    assert m["ece"] == pytest.approx(0.0)
+
+
+def test_imbalanced_majority_guess_has_high_accuracy_but_chance_balanced_accuracy():
+    y = np.array([0] * 8 + [1, 2])
+    m = summary_metrics(y, one_hot_probs(np.zeros(10, int), 3, 0.9))
+    assert m["accuracy"] == pytest.approx(0.8)
+    assert m["balanced_accuracy"] == pytest.approx(1 / 3)
+    assert m["macro_f1"] == pytest.approx((2 * 0.8 / 1.8) / 3)  # only class 0 scores
+
+
+def test_top3_and_auc_by_hand():
+    y = np.array([0, 1, 2, 3])
+    probs = np.array([
+        [0.1, 0.2, 0.3, 0.4],  # true class ranked 4th
+        [0.1, 0.6, 0.2, 0.1],
+        [0.5, 0.1, 0.3, 0.1],  # true class ranked 2nd
+        [0.1, 0.2, 0.3, 0.4],
+    ])
+    m = summary_metrics(y, probs)
+    assert m["accuracy"] == pytest.approx(0.5)
+    assert m["top3_accuracy"] == pytest.approx(0.75)
+
+
+def test_auc_skips_classes_without_positives():
+    y = np.array([0, 0, 1, 1])  # class 2 absent
+    probs = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.3, 0.6, 0.1]])
+    assert auc_ovr(y, probs) == pytest.approx(1.0)
+
+
+def test_ece_of_an_overconfident_model():
+    y = np.array([0, 1, 0, 1])
+    probs = one_hot_probs(np.array([0, 0, 0, 0]), 2, 0.9)  # 90% sure, 50% right
+    assert expected_calibration_error(y, probs) == pytest.approx(0.4)
+
+
+def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_n():
+    rng = np.random.default_rng(0)
+    def sample(n):
+        y = rng.integers(0, 3, n)
+        predicted = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
+        return y, one_hot_probs(predicted, 3, 0.8)
+    small, large = sample(60), sample(2000)
+    ci_small = bootstrap_intervals(*small, n_resamples=200)["accuracy"]
+    ci_large = bootstrap_intervals(*large, n_resamples=200)["accuracy"]
+    assert ci_small[0] <= summary_metrics(*small)["accuracy"] <= ci_small[1]
+    assert ci_large[1] - ci_large[0] < ci_small[1] - ci_small[0]
+
+
+def test_evaluate_report_is_consistent():
+    y = np.array([0, 0, 1, 1, 2, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 2, 2, 0])
+    report = evaluate(y, one_hot_probs(predicted, 3, 0.7), ["a", "b", "c"], n_resamples=50)
+    assert report["n"] == 7
+    assert report["confusion_matrix"] == [[1, 1, 0], [0, 2, 0], [1, 0, 2]]
+    assert report["per_class"]["b"] == {"precision": pytest.approx(2 / 3), "recall": 1.0,
+                                        "f1": pytest.approx(0.8), "support": 2}
+    assert sum(report["reliability"]["count"]) == 7
+    assert set(report["intervals_95"]) >= {"accuracy", "balanced_accuracy", "macro_f1", "ece"}

@@ -1,0 +1,65 @@
+"""The tf.data pipeline and the preprocessing shared with serving."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from skin.backbones import BACKBONES
+from skin.preprocessing import center_crop_resize, model_input
+from train.pipeline import image_dataset
+
+
+def test_center_crop_keeps_the_middle_and_the_aspect():
+    wide = np.zeros((30, 60, 3), np.uint8)
+    wide[:, :15] = wide[:, 45:] = (0, 0, 255)  # blue margins outside the centre square
+    wide[:, 15:45] = (255, 0, 0)
+    out = center_crop_resize(wide, 16).numpy()
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    assert (out[..., 2] == 0).all() and (out[..., 0] == 255).all()
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_model_input_is_the_backbones_own_preprocess_input(name):
+    images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    expected = BACKBONES[name].preprocess_input(images.astype(np.float32).copy())
+    np.testing.assert_allclose(model_input(images, name).numpy(), expected, rtol=1e-5, atol=1e-4)
+
+
+def write_images(folder, n):
+    paths = []
+    for i in range(n):
+        path = folder / f"{i}.png"
+        Image.fromarray(np.full((30, 40, 3), 20 * i, np.uint8)).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_batches_have_model_inputs_and_one_hot_labels(tmp_path):
+    paths = write_images(tmp_path, 5)
+    batches = list(image_dataset(paths, [0, 1, 2, 0, 1], 3, "mobilenetv2", 24, 2,
+                                 training=False))
+    assert [b[0].shape[0] for b in batches] == [2, 2, 1]
+    x, y = batches[0]
+    assert x.shape == (2, 24, 24, 3) and x.dtype == tf.float32
+    assert -1.0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1.0
+    np.testing.assert_array_equal(y.numpy(), [[1, 0, 0], [0, 1, 0]])
+    # Evaluation order is the input order, so predictions line up with labels.
+    np.testing.assert_allclose(batches[1][0][0].numpy(), (40 / 127.5 - 1), atol=0.01)
+
+
+def test_training_batches_are_augmented_and_shuffled(tmp_path):
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(8):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)).save(path)
+        paths.append(str(path))
+    plain = image_dataset(paths, list(range(8)), 8, "mobilenetv2", 32, 8, training=False)
+    augmented = image_dataset(paths, list(range(8)), 8, "mobilenetv2", 32, 8, training=True)
+    x_plain, _ = next(iter(plain))
+    x_aug, y_aug = next(iter(augmented))
+    assert sorted(y_aug.numpy().argmax(1)) == list(range(8))
+    assert list(y_aug.numpy().argmax(1)) != list(range(8))  # shuffled (seeded)
+    order = y_aug.numpy().argmax(1)
+    assert not np.allclose(x_aug.numpy(), x_plain.numpy()[order], atol=0.05)

@@ -1,0 +1,52 @@
+"""The lesion-grouped, stratified, seeded split and its file."""
+
+import pandas as pd
+import pytest
+
+from train.data import DatasetError, load_dataset
+from train.split import check_split, make_split, read_split, write_split
+from tests.conftest import make_ham_layout
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return load_dataset(make_ham_layout(tmp_path / "ham", lesions_per_class=14, images_per_lesion=3))
+
+
+def test_no_lesion_on_two_sides_and_every_class_everywhere(dataset):
+    split = make_split(dataset.table, seed=1)
+    sides = dataset.table.assign(split=split.to_numpy())
+    assert (sides.groupby("group")["split"].nunique() == 1).all()
+    assert set(split) == {"train", "val", "test"}
+    for name in ("train", "val", "test"):
+        assert set(sides["label"][sides["split"] == name]) == set(dataset.classes)
+    check_split(dataset.table, split, "test")
+
+
+def test_seeded_and_reproducible(dataset):
+    assert make_split(dataset.table, seed=3).equals(make_split(dataset.table, seed=3))
+    assert not make_split(dataset.table, seed=3).equals(make_split(dataset.table, seed=4))
+
+
+def test_file_round_trip(dataset, tmp_path):
+    split = make_split(dataset.table)
+    write_split(split, tmp_path / "split.csv")
+    assert list(pd.read_csv(tmp_path / "split.csv").columns) == ["image_id", "split"]
+    assert read_split(tmp_path / "split.csv").loc[split.index].equals(split)
+
+
+def test_a_split_that_separates_a_lesion_is_refused(dataset):
+    split = make_split(dataset.table)
+    lesion = dataset.table["group"].iloc[0]
+    first_image = dataset.table["image_id"][dataset.table["group"] == lesion].iloc[0]
+    split[first_image] = "test" if split[first_image] != "test" else "train"
+    with pytest.raises(DatasetError, match="on more than one side"):
+        check_split(dataset.table, split, "edited")
+
+
+def test_a_split_of_another_dataset_is_refused(dataset):
+    split = make_split(dataset.table).drop(dataset.table["image_id"].iloc[0])
+    split["ISIC_9999999"] = "train"
+    with pytest.raises(DatasetError, match="dataset lacks") as caught:
+        check_split(dataset.table, split, "other")
+    assert "the split lacks" in str(caught.value)

@@ -1,0 +1,164 @@
+"""`python -m train` end to end on tiny datasets: outputs, errors, transfer, resume."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from tests.conftest import ROOT, make_class_folders, make_csv_listing
+from tests.test_model import internet_reachable
+from skin.backbones import build_classifier
+from train.__main__ import main
+from train.model import backbone_layers, set_trainable
+
+FAST = ["--img-size", "32", "--batch-size", "8", "--bootstrap", "50", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short from-scratch run on a CSV dataset, shared by the tests below."""
+    root = tmp_path_factory.mktemp("trained")
+    listing = make_csv_listing(root / "data", per_class=10)
+    out = root / "out"
+    code = main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "2",
+                 "--init", "none", "--out", str(out), "--strategy", "mirrored", *FAST])
+    assert code == 0
+    return out, listing
+
+
+def test_outputs_card_weights_and_split(trained):
+    out, _ = trained
+    assert sorted(p.name for p in out.iterdir()) == [
+        "mobilenetv2-32.json", "mobilenetv2-32.weights.h5", "split.csv"]  # no .work left
+    card = json.loads((out / "mobilenetv2-32.json").read_text())
+    weights = out / card["source"]["file"]
+    assert card["source"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
+    assert card["classes"] == ["akiec", "bcc", "nv"] and card["init"] == "scratch"
+    assert card["input_size"] == 32 and card["preprocessing"] == {"resize": "center_crop", "mode": "tf"}
+    split = pd.read_csv(out / "split.csv")
+    assert list(split.columns) == ["image_id", "split"]
+    assert set(split["split"]) == {"train", "val", "test"}
+    ev = card["evaluation"]
+    assert ev["split"] == "test" and ev["n"] == (split["split"] == "test").sum()
+    assert sum(map(sum, ev["confusion_matrix"])) == ev["n"]
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top3_accuracy", "ece"):
+        assert 0.0 <= ev[key] <= 1.0
+    training = card["training"]
+    assert training["split_fingerprint"] == hashlib.sha256((out / "split.csv").read_bytes()).hexdigest()
+    assert [h["epoch"] for h in training["history"]] == [1, 2]
+    assert card["temperature"] > 0
+
+
+def test_a_shared_split_file_is_reused_whatever_the_seed(trained, tmp_path):
+    _, listing = trained
+    shared = tmp_path / "shared-split.csv"
+    fingerprints = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"run{seed}"
+        assert main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "1",
+                     "--init", "none", "--out", str(out), "--split", str(shared),
+                     "--seed", seed, *FAST]) == 0
+        fingerprints.append(json.loads((out / "mobilenetv2-32.json").read_text())
+                            ["training"]["split_fingerprint"])
+    assert fingerprints[0] == fingerprints[1]
+    assert shared.read_bytes() == (tmp_path / "run1" / "split.csv").read_bytes()
+
+
+def test_transfer_to_a_class_subset_with_focal_loss_and_gradual_unfreezing(trained, tmp_path):
+    out, listing = trained
+    new = tmp_path / "subset"
+    code = main(["--data", str(listing), "--classes", "akiec,nv", "--drop-unknown",
+                 "--backbone", "mobilenetv2", "--init", str(out / "mobilenetv2-32.json"),
+                 "--epochs", "3", "--head-epochs", "1", "--unfreeze", "3",
+                 "--unfreeze-step", "3", "--unfreeze-every", "1", "--loss", "focal",
+                 "--out", str(new), "--name", "subset", *FAST])
+    assert code == 0
+    card = json.loads((new / "subset.json").read_text())
+    assert card["init"] == "transfer from mobilenetv2-32"
+    assert card["classes"] == ["akiec", "nv"]
+    history = card["training"]["history"]
+    assert [h["stage"] for h in history] == [1, 2, 2]
+    # The top 3, then 6, weighted layers unfreeze; batch norm stays frozen (pretrained).
+    model = build_classifier("mobilenetv2", 2, 32)
+    expected = []
+    for last_n in (0, 3, 6):
+        set_trainable(model, last_n, train_batchnorm=False)
+        expected.append(sum(l.trainable for l in backbone_layers(model)))
+    assert expected[0] == 0 < expected[1] < expected[2]
+    assert [h["trainable_backbone_layers"] for h in history] == expected
+
+
+def snapshot(folder):
+    return sorted((p.name, p.stat().st_size) for p in folder.iterdir())
+
+
+def test_a_data_error_exits_non_zero_and_leaves_out_as_it_was(tmp_path, capsys):
+    data = make_class_folders(tmp_path / "data")
+    (data / "nv" / "nv_0.png").write_text("not a png")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    before = snapshot(out)
+    code = main(["--data", str(data), "--backbone", "mobilenetv2", "--epochs", "1",
+                 "--init", "none", "--out", str(out), *FAST])
+    assert code == 2
+    assert "1 unreadable image files" in capsys.readouterr().err
+    assert snapshot(out) == before
+    assert main(["--data", str(data), "--backbone", "mobilenetv2", "--epochs", "1",
+                 "--init", "none", "--out", str(tmp_path / "new"), *FAST]) == 2
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_bad_backbone_or_size_exits_non_zero(tmp_path, capsys):
+    data = make_class_folders(tmp_path / "data")
+    args = ["--data", str(data), "--epochs", "1", "--init", "none", "--out", str(tmp_path / "o")]
+    assert main([*args, "--backbone", "vgg99", "--img-size", "64"]) == 2
+    assert main([*args, "--backbone", "xception", "--img-size", "64"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown backbone 'vgg99'" in err and "at least 71 px" in err
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(internet_reachable(), reason="ImageNet weights are downloadable here")
+def test_imagenet_offline_stops_at_once_and_writes_nothing(tmp_path, capsys):
+    data = make_class_folders(tmp_path / "data")
+    code = main(["--data", str(data), "--backbone", "mobilenetv2", "--img-size", "96",
+                 "--epochs", "1", "--init", "imagenet", "--out", str(tmp_path / "o")])
+    assert code == 2
+    assert "could not be downloaded" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_killed_run_resumes_where_it_stopped(tmp_path):
+    listing = make_csv_listing(tmp_path / "data", per_class=10)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "train", "--data", str(listing), "--backbone",
+               "mobilenetv2", "--epochs", "12", "--patience", "100", "--init", "none",
+               "--out", str(out), "--img-size", "32", "--batch-size", "8", "--bootstrap", "20"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    state = out / ".work" / "state.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and first.poll() is None:
+        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 2:
+            break
+        time.sleep(0.2)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    done = json.loads(state.read_text())["epochs_done"]
+    assert 2 <= done < 12, "the first run should have been killed mid-way"
+    assert not list(out.glob("*.json"))  # no card from a killed run
+
+    second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert f"resuming after epoch {done}" in second.stdout
+    assert f"epochs {done + 1}-12" in second.stdout
+    card = json.loads((out / "mobilenetv2-32.json").read_text())
+    assert [h["epoch"] for h in card["training"]["history"]] == list(range(1, 13))
