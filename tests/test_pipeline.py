@@ -63,3 +63,38 @@ def test_training_batches_are_augmented_and_shuffled(tmp_path):
     assert list(y_aug.numpy().argmax(1)) != list(range(8))  # shuffled (seeded)
     order = y_aug.numpy().argmax(1)
     assert not np.allclose(x_aug.numpy(), x_plain.numpy()[order], atol=0.05)
+
+
+def asymmetric_batch(n=6, size=24):
+    image = np.zeros((size, size, 3), np.float32)
+    image[4:10, 2:20] = 255.0  # an off-centre bar: every mirror or turn shows
+    image[12:22, 3:6] = 128.0
+    return np.stack([image] * n)
+
+
+def test_random_affine_with_zero_ranges_is_the_identity():
+    from train.augment import RandomAffine
+    images = asymmetric_batch()
+    still = RandomAffine(rotation=0, zoom=0, shift=0, mirror=False, seed=1)
+    np.testing.assert_allclose(np.asarray(still(images, training=True)), images, atol=1e-3)
+
+
+def test_random_affine_mirror_only_gives_the_image_or_its_mirror():
+    from train.augment import RandomAffine
+    images = asymmetric_batch(n=16)
+    mirror = RandomAffine(rotation=0, zoom=0, shift=0, mirror=True, seed=1)
+    out = np.asarray(mirror(images, training=True))
+    mirrored = [np.allclose(o, images[0][:, ::-1], atol=1e-3) for o in out]
+    same = [np.allclose(o, images[0], atol=1e-3) for o in out]
+    assert all(m or s for m, s in zip(mirrored, same))
+    assert any(mirrored) and any(same)
+
+
+def test_random_affine_transforms_in_training_only():
+    from train.augment import RandomAffine
+    images = asymmetric_batch()
+    layer = RandomAffine(seed=3)
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    out = np.asarray(layer(images, training=True))
+    assert not np.allclose(out[0], images[0], atol=1.0)
+    assert not np.allclose(out[0], out[1], atol=1.0)  # a different transform per image

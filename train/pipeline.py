@@ -1,5 +1,5 @@
 """The tf.data input pipeline: decode in parallel, crop and resize once, cache, shuffle,
-batch, augment on whole batches with Keras preprocessing layers, then the backbone's
+batch, augment whole batches (Keras preprocessing layers), then the backbone's
 own preprocess_input, with prefetch so the model never waits on input.
 """
 
@@ -7,22 +7,20 @@ import keras
 import tensorflow as tf
 
 from skin.preprocessing import center_crop_resize, model_input
+from train.augment import RandomAffine
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
 def augmenter(seed: int) -> keras.Sequential:
-    """Random flips, rotation, zoom, shift, brightness and contrast.
+    """Random mirror, rotation, zoom and shift (one resample), brightness and contrast.
 
-    Dermoscopy has no "up", so flips both ways and full rotations are label-preserving.
+    Dermoscopy has no "up": mirrors and full rotations keep the label.
     """
     return keras.Sequential([
-        keras.layers.RandomFlip("horizontal_and_vertical", seed=seed),
-        keras.layers.RandomRotation(0.5, fill_mode="reflect", seed=seed + 1),
-        keras.layers.RandomZoom(0.15, fill_mode="reflect", seed=seed + 2),
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", seed=seed + 3),
-        keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 4),
-        keras.layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 5),
+        RandomAffine(rotation=0.5, zoom=0.15, shift=0.1, seed=seed),
+        keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 1),
+        keras.layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 2),
     ], name="augmentation")
 
 
