@@ -7,11 +7,13 @@ code from a file is ever executed.
 """
 
 import json
+import re
 from pathlib import Path
 
 from skin.backbones import build_classifier
 
 CARD_FORMAT = 1
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
 class CardError(Exception):
@@ -32,16 +34,24 @@ def read_card(path) -> dict:
     missing = [k for k in ("name", "backbone", "classes", "input_size", "source") if k not in card]
     if missing:
         raise CardError(f"{path} is not a model card: it lacks {', '.join(missing)}")
+    _check_names(card, path)
     card["_path"] = str(path)
     return card
 
 
-def local_weights_path(card: dict) -> Path:
-    """The weights file of a card whose source is a file beside it."""
-    file = card["source"].get("file")
-    if not file:
-        raise CardError(f"model {card['name']}: its weights are not a local file")
-    return Path(card["_path"]).parent / file
+def _check_names(card: dict, path: Path) -> None:
+    """A card may only name a file beside itself: no folders, no '..', no absolute path."""
+    if not isinstance(card["name"], str) or not SAFE_NAME.match(card["name"]):
+        raise CardError(f"{path}: the model name {card['name']!r} may hold only letters, "
+                        "digits, '.', '_' and '-'")
+    source = card["source"]
+    if not isinstance(source, dict):
+        raise CardError(f"{path}: 'source' must be an object (file, url or gdrive, + sha256)")
+    file = source.get("file")
+    if file is not None and (not isinstance(file, str) or not SAFE_NAME.match(file)
+                             or file.startswith("..")):
+        raise CardError(f"{path}: the weights file {file!r} must be a plain file name in "
+                        "the card's own folder")
 
 
 def build_model(card: dict, input_size: int | None = None):

@@ -77,3 +77,25 @@ def ham10000():
     if not (HAM10000 / "metadata.csv").is_file():
         pytest.skip(f"HAM10000 is not at {HAM10000}; the integration tests need it")
     return HAM10000
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Two tiny models trained by `python -m train` (32 px, one epoch, float16 weights),
+    in one folder of cards: what SKIN_MODEL_DIRS points at in the serving tests."""
+    from train.__main__ import main
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    listing = make_csv_listing(root / "data", per_class=10)
+    models = root / "models"
+    for backbone in ("mobilenetv2", "efficientnetb0"):
+        out = root / backbone
+        assert main(["--data", str(listing), "--backbone", backbone, "--img-size", "32",
+                     "--epochs", "1", "--batch-size", "8", "--bootstrap", "20",
+                     "--init", "none", "--out", str(out), "--split", str(root / "split.csv"),
+                     "--weights-dtype", "float16", "--name", f"tiny-{backbone}",
+                     "--quiet"]) == 0
+        models.mkdir(exist_ok=True)
+        for file in out.glob("tiny-*"):
+            (models / file.name).write_bytes(file.read_bytes())
+    return models

@@ -75,6 +75,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     out = p.add_argument_group("output")
     out.add_argument("--out", required=True, help="folder for the card, weights and split.csv")
     out.add_argument("--name", help="model name (default: BACKBONE-IMGSIZE)")
+    out.add_argument("--weights-dtype", choices=("float32", "float16"), default="float32",
+                     help="storage of the exported weights (float16: half the size)")
     out.add_argument("--bootstrap", type=int, default=1000,
                      help="bootstrap resamples for the 95%% intervals (0: none)")
     out.add_argument("--seed", type=int, default=0)
@@ -197,7 +199,7 @@ def run(args, log) -> Path:
             },
         },
         val_data, parts["val"]["y"].to_numpy(), test_data, parts["test"]["y"].to_numpy(),
-        n_resamples=args.bootstrap, seed=args.seed,
+        n_resamples=args.bootstrap, seed=args.seed, weights_dtype=args.weights_dtype,
     )
     shutil.rmtree(work)
     log(f"done in {time.monotonic() - started:.0f} s")

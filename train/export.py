@@ -3,8 +3,10 @@ card with its weights, written atomically (the card last, so a card always has w
 """
 
 import json
+import tempfile
 from pathlib import Path
 
+import h5py
 import numpy as np
 from scipy.optimize import minimize_scalar
 
@@ -14,18 +16,11 @@ import tensorflow as tf
 from skin.backbones import get_backbone
 from skin.cards import CARD_FORMAT
 from skin.classes import full_name
-from skin.files import atomic_write_text, file_sha256
+from skin.files import atomic_path, atomic_write_text, file_sha256
 from skin.metrics import evaluate, summary_metrics
+from skin.predict import calibrate, choose_uncertainty_thresholds
 from skin.preprocessing import RESIZE_METHOD
 from train.fit import save_weights
-
-
-def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:
-    """Softmax of log(probs) / T: the calibrated probabilities of a softmax model."""
-    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
-    logits -= logits.max(axis=1, keepdims=True)
-    scaled = np.exp(logits)
-    return scaled / scaled.sum(axis=1, keepdims=True)
 
 
 def fit_temperature(labels, probs) -> float:
@@ -33,7 +28,7 @@ def fit_temperature(labels, probs) -> float:
     labels = np.asarray(labels)
 
     def nll(log_t):
-        calibrated = apply_temperature(probs, np.exp(log_t))
+        calibrated = calibrate(probs, np.exp(log_t))
         return -np.mean(np.log(np.clip(calibrated[np.arange(len(labels)), labels], 1e-12, 1)))
 
     result = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
@@ -41,18 +36,27 @@ def fit_temperature(labels, probs) -> float:
 
 
 def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
-           val_data, val_labels, test_data, test_labels, n_resamples: int, seed: int) -> Path:
+           val_data, val_labels, test_data, test_labels, n_resamples: int, seed: int,
+           weights_dtype: str = "float32") -> Path:
     """Score the model (uncompiled, as the card describes it), write <name>.weights.h5 and
     then <name>.json; return the card's path."""
     classes = card_fields["classes"]
     val_probs = model.predict(val_data, verbose=0)
     test_probs = model.predict(test_data, verbose=0)
     temperature = fit_temperature(val_labels, val_probs)
-    test_eval = evaluate(test_labels, apply_temperature(test_probs, temperature), classes,
+    val_calibrated = calibrate(val_probs, temperature)
+    test_eval = evaluate(test_labels, calibrate(test_probs, temperature), classes,
                          n_resamples=n_resamples, seed=seed)
     uncalibrated = summary_metrics(test_labels, test_probs)
     weights_file = out_dir / f"{name}.weights.h5"
-    save_weights(model, weights_file)
+    if weights_dtype == "float16":
+        with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
+            full = Path(scratch) / "full.weights.h5"
+            model.save_weights(full)
+            with atomic_path(weights_file, suffix=".weights.h5") as compact:
+                to_float16(full, compact)
+    else:
+        save_weights(model, weights_file)
     card = {
         "format": CARD_FORMAT,
         "name": name,
@@ -62,17 +66,35 @@ def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
                           "mode": get_backbone(card_fields["backbone"]).preprocessing},
         "parameters": int(model.count_params()),
         "source": {"file": weights_file.name, "sha256": file_sha256(weights_file),
-                   "bytes": weights_file.stat().st_size, "dtype": "float32"},
+                   "bytes": weights_file.stat().st_size, "dtype": weights_dtype},
         "temperature": temperature,
+        "uncertainty": choose_uncertainty_thresholds(val_labels, val_calibrated),
         "evaluation": {"split": "test", **test_eval,
                        "ece_before_temperature": uncalibrated["ece"]},
         "validation": {"split": "val", "n": int(len(val_labels)),
-                       **summary_metrics(val_labels, apply_temperature(val_probs, temperature))},
+                       **summary_metrics(val_labels, val_calibrated)},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
     }
     card_path = out_dir / f"{name}.json"
     atomic_write_text(card_path, json.dumps(card, indent=1))
     return card_path
+
+
+def to_float16(source: Path, target: Path) -> None:
+    """Copy a Keras .weights.h5 file storing every float32 array as float16 (half the
+    size); Keras casts them back to float32 when it loads them."""
+    with h5py.File(source, "r") as src, h5py.File(target, "w") as dst:
+        dst.attrs.update(src.attrs)
+
+        def copy(name, item):
+            if isinstance(item, h5py.Dataset):
+                data = item[()]
+                dst.create_dataset(name, data=data.astype(np.float16)
+                                   if data.dtype == np.float32 else data)
+            else:
+                dst.require_group(name).attrs.update(item.attrs)
+
+        src.visititems(copy)
 
 
 def summary_line(card_path: Path) -> str:

@@ -6,7 +6,8 @@ from pathlib import Path
 import keras
 
 from skin.backbones import HEAD_LAYERS, build_classifier
-from skin.cards import CardError, build_model, local_weights_path, read_card
+from skin.cards import CardError, build_model, read_card
+from skin.fetch import FetchError, fetch
 
 
 class InitError(Exception):
@@ -55,8 +56,8 @@ def _transfer(card_path, backbone, classes, input_size, dropout):
     try:
         card = read_card(card_path)
         source = build_model(card)
-        source.load_weights(local_weights_path(card))
-    except (CardError, OSError, ValueError) as e:
+        source.load_weights(fetch(card))
+    except (CardError, FetchError, OSError, ValueError) as e:
         raise InitError(f"cannot transfer from {card_path}: {e}") from None
     if card["backbone"] != backbone:
         raise InitError(f"{card_path} is a {card['backbone']} model; --backbone is {backbone}")

@@ -1,0 +1,205 @@
+"""python -m skin: list, fetch, predict with and evaluate the registered models.
+
+    python -m skin models
+    python -m skin fetch [--model NAME|all]
+    python -m skin predict IMAGE... [--model NAME|all|ensemble] [--tta] [--json]
+    python -m skin evaluate --images DIR --labels CSV [--model NAME|all] [--json]
+
+Errors exit non-zero with one line; progress goes to stderr; --json puts one JSON
+object on stdout.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from skin.cards import CardError  # noqa: E402
+from skin.fetch import FetchError, describe, fetch  # noqa: E402
+from skin.images import InvalidImage, read_image  # noqa: E402
+from skin.registry import ModelLoadError, Registry, load_model, weights_present  # noqa: E402
+
+USER_ERRORS = (CardError, FetchError, ModelLoadError, InvalidImage)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
+                  ".heic", ".heif")
+
+
+class UsageError(Exception):
+    pass
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def chosen_cards(registry: Registry, name: str) -> list[dict]:
+    if not registry.cards:
+        raise UsageError("no models are registered: put model cards in assets/models or "
+                         "name a folder of cards in SKIN_MODEL_DIRS")
+    if name in ("all", "ensemble"):
+        return list(registry.cards.values())
+    return [registry.get(name)]
+
+
+def predictors(cards):
+    from skin.predict import Predictor
+    for card in cards:
+        progress(f"loading {card['name']} ...")
+        yield Predictor(card, load_model(card))
+
+
+def cmd_models(args, registry):
+    rows = [{"name": c["name"], "backbone": c["backbone"], "input_size": c["input_size"],
+             "classes": len(c["classes"]), "source": describe(c["source"]),
+             "weights_present": weights_present(c)} for c in registry.cards.values()]
+    if args.json:
+        print(json.dumps({"models": rows, "problems": registry.problems}, indent=1))
+        return 0
+    if not rows:
+        print("no models registered (assets/models and SKIN_MODEL_DIRS hold no cards)")
+    for r in rows:
+        print(f"{r['name']:<28} {r['backbone']:<15} {r['input_size']:>4} px  {r['classes']} "
+              f"classes  {'present' if r['weights_present'] else 'not downloaded':<15} "
+              f"{r['source']}")
+    for problem in registry.problems:
+        print(f"warning: {problem}", file=sys.stderr)
+    return 0
+
+
+def cmd_fetch(args, registry):
+    failed = 0
+    for card in chosen_cards(registry, args.model):
+        try:
+            path = fetch(card)
+            print(f"{card['name']}: {path}")
+        except FetchError as e:
+            print(f"error: {e}", file=sys.stderr)
+            failed += 1
+    return 1 if failed else 0
+
+
+def cmd_predict(args, registry):
+    from skin.predict import ensemble
+    images = {}
+    for path in args.images:
+        images[path] = read_image(path)
+    members = list(predictors(chosen_cards(registry, args.model)))
+    results = {}
+    for path, image in images.items():
+        if args.model == "ensemble":
+            results[path] = [ensemble(members, image, args.top_k, args.tta).to_dict()]
+        else:
+            results[path] = [p.predict(image, args.top_k, args.tta).to_dict() for p in members]
+    if args.json:
+        print(json.dumps({"predictions": results}, indent=1))
+        return 0
+    for path, predictions in results.items():
+        print(path)
+        for p in predictions:
+            flag = "  (uncertain: inconclusive)" if p["uncertain"] else ""
+            top = ", ".join(f"{t['code']} {t['probability']:.2f}" for t in p["top_k"])
+            print(f"  {p['model']}: {p['label']} ({p['name']}) {p['confidence']:.2f}{flag}"
+                  f"  [{top}]  {p['latency_ms']:.0f} ms")
+    print("Research demo, not a medical device: not a diagnosis.", file=sys.stderr)
+    return 0
+
+
+def find_images(folder: Path, ids) -> tuple[dict, list]:
+    """id -> file whose name is the id plus an image extension; and the ids without one."""
+    if not folder.is_dir():
+        raise UsageError(f"--images {folder} is not a folder")
+    by_stem = {p.stem: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    return {i: by_stem[i] for i in ids if i in by_stem}, [i for i in ids if i not in by_stem]
+
+
+def cmd_evaluate(args, registry):
+    import pandas as pd
+
+    from skin.metrics import evaluate
+    try:
+        labels = pd.read_csv(args.labels, dtype=str, keep_default_na=False)
+    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read --labels {args.labels}: {e}") from None
+    for column in (args.id_column, args.label_column):
+        if column not in labels.columns:
+            raise UsageError(f"{args.labels} has no column {column!r}; it has "
+                             f"{', '.join(labels.columns)}")
+    files, missing = find_images(Path(args.images), labels[args.id_column].tolist())
+    if missing:
+        raise UsageError(f"{len(missing)} listed images have no file in {args.images}: "
+                         f"{', '.join(missing[:5])}")
+    cards = chosen_cards(registry, args.model)
+    for card in cards:
+        unknown = sorted(set(labels[args.label_column]) - set(card["classes"]))
+        if unknown:
+            raise UsageError(f"labels outside the classes of {card['name']} "
+                             f"({', '.join(card['classes'])}): {', '.join(unknown)}")
+    progress(f"reading {len(files)} images ...")
+    images = []
+    for image_id in labels[args.id_column]:
+        try:
+            images.append(read_image(files[image_id]))
+        except InvalidImage as e:
+            raise InvalidImage(f"{files[image_id]}: {e}") from None
+    report = {}
+    for predictor in predictors(cards):
+        progress(f"predicting with {predictor.name} ...")
+        probs = predictor.batch_probabilities(images)
+        y = [predictor.classes.index(label) for label in labels[args.label_column]]
+        report[predictor.name] = evaluate(y, probs, predictor.classes,
+                                          n_resamples=args.bootstrap)
+    if args.json:
+        print(json.dumps({"models": report}, indent=1))
+        return 0
+    for name, m in report.items():
+        auc = "n/a" if m["auc_ovr"] is None else f"{m['auc_ovr']:.3f}"
+        print(f"{name}: n={m['n']} accuracy {m['accuracy']:.3f} balanced_accuracy "
+              f"{m['balanced_accuracy']:.3f} macro_f1 {m['macro_f1']:.3f} weighted_f1 "
+              f"{m['weighted_f1']:.3f} top3 {m['top3_accuracy']:.3f} auc_ovr {auc} "
+              f"ece {m['ece']:.3f}")
+    return 0
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m skin", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    models = sub.add_parser("models", help="list the registered models")
+    models.add_argument("--json", action="store_true")
+    fetch_p = sub.add_parser("fetch", help="download and verify weights ahead of time")
+    fetch_p.add_argument("--model", default="all")
+    predict = sub.add_parser("predict", help="classify images")
+    predict.add_argument("images", nargs="+")
+    predict.add_argument("--model", default="all", help="NAME, all, or ensemble")
+    predict.add_argument("--top-k", type=int, default=3)
+    predict.add_argument("--tta", action="store_true", help="test-time augmentation (8 views)")
+    predict.add_argument("--json", action="store_true")
+    ev = sub.add_parser("evaluate", help="metrics on a labelled image folder")
+    ev.add_argument("--images", required=True)
+    ev.add_argument("--labels", required=True)
+    ev.add_argument("--id-column", default="image_id")
+    ev.add_argument("--label-column", default="dx")
+    ev.add_argument("--model", default="all")
+    ev.add_argument("--bootstrap", type=int, default=200, help="resamples for 95%% intervals")
+    ev.add_argument("--json", action="store_true")
+    return p.parse_args(argv)
+
+
+COMMANDS = {"models": cmd_models, "fetch": cmd_fetch, "predict": cmd_predict,
+            "evaluate": cmd_evaluate}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, Registry.discover())
+    except (*USER_ERRORS, UsageError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Grad-CAM (Selvaraju et al., 2017) for any backbone of the table.
+
+The layer comes from the backbone table (`last_conv_layer`), never from the model file.
+Gradients are taken of the class logit (before the softmax, which saturates), computed
+from the pooled features and the head's own kernel.
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from skin.backbones import get_backbone
+
+
+class GradCam:
+    """Grad-CAM heatmaps of one classifier built by skin.backbones.build_classifier."""
+
+    def __init__(self, model: keras.Model, backbone: str):
+        conv_layer = model.get_layer(get_backbone(backbone).last_conv_layer)
+        self.features = keras.Model(model.inputs, conv_layer.output)
+        self.kernel, self.bias = model.get_layer("predictions").weights
+
+    def heatmap(self, model_input, class_index: int) -> np.ndarray:
+        """A (h, w) map in [0, 1] over the last conv layer's grid, for one preprocessed
+        image batch (1, size, size, 3)."""
+        with tf.GradientTape() as tape:
+            conv = self.features(model_input, training=False)
+            # The table's layer is the backbone's output, which the head averages over
+            # the grid: the logit is that mean times the head's kernel (no dropout here).
+            logit = (tf.reduce_mean(conv, axis=(1, 2)) @ self.kernel + self.bias)[:, class_index]
+        grads = tape.gradient(logit, conv)[0]
+        weights = tf.reduce_mean(grads, axis=(0, 1))
+        cam = tf.nn.relu(tf.reduce_sum(conv[0] * weights, axis=-1)).numpy()
+        top = cam.max()
+        return cam / top if top > 0 else cam
+
+
+def colourise(heatmap: np.ndarray) -> np.ndarray:
+    """[0, 1] -> RGB uint8 with a blue-cyan-yellow-red ramp (a jet-like colour map)."""
+    stops = np.array([0.0, 0.35, 0.65, 1.0])
+    colours = np.array([[0, 0, 160], [0, 200, 255], [255, 230, 0], [220, 0, 0]], float)
+    rgb = np.stack([np.interp(heatmap, stops, colours[:, c]) for c in range(3)], axis=-1)
+    return rgb.astype(np.uint8)
+
+
+def overlay(image: np.ndarray, heatmap: np.ndarray, opacity: float = 0.45) -> np.ndarray:
+    """The heatmap, upsampled to the image (HxWx3 uint8) and blended over it."""
+    height, width = image.shape[:2]
+    upsampled = np.asarray(
+        Image.fromarray((heatmap * 255).astype(np.uint8)).resize((width, height), Image.BILINEAR),
+        dtype=np.float32) / 255.0
+    blended = (1 - opacity) * image.astype(np.float32) + opacity * colourise(upsampled)
+    return np.clip(blended, 0, 255).astype(np.uint8)

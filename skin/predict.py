@@ -1,0 +1,149 @@
+"""Prediction: preprocessing, one compiled forward pass, temperature, test-time
+augmentation, top-k with full class names, latency, entropy, margin, and an honest
+"uncertain" flag; and the ensemble of several models.
+"""
+
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from skin.classes import full_name, is_malignant
+from skin.gradcam import GradCam
+from skin.preprocessing import center_crop_resize, model_input
+
+# Used when a card records no thresholds of its own (cards record theirs, chosen on the
+# validation split by train/export.py).
+DEFAULT_UNCERTAINTY = {"min_confidence": 0.5, "min_margin": 0.15}
+
+
+@dataclass
+class Prediction:
+    model: str
+    label: str
+    name: str
+    confidence: float
+    malignant: bool
+    top_k: list  # [{"code", "name", "probability"}], most probable first
+    probabilities: dict  # code -> calibrated probability
+    entropy: float  # nats; 0 = certain, log(n_classes) = uniform
+    margin: float  # top-1 minus top-2 probability
+    uncertain: bool
+    latency_ms: float
+    tta: bool
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def summarise(model: str, classes, probs: np.ndarray, thresholds: dict, top_k: int,
+              latency_ms: float, tta: bool) -> Prediction:
+    order = np.argsort(probs)[::-1]
+    top, second = probs[order[0]], probs[order[1]] if len(probs) > 1 else 0.0
+    label = classes[order[0]]
+    return Prediction(
+        model=model, label=label, name=full_name(label), confidence=float(top),
+        malignant=is_malignant(label),
+        top_k=[{"code": classes[i], "name": full_name(classes[i]),
+                "probability": float(probs[i])} for i in order[:top_k]],
+        probabilities={c: float(p) for c, p in zip(classes, probs)},
+        entropy=float(-np.sum(probs * np.log(np.clip(probs, 1e-12, 1)))),
+        margin=float(top - second),
+        uncertain=bool(top < thresholds["min_confidence"] or top - second < thresholds["min_margin"]),
+        latency_ms=latency_ms, tta=tta,
+    )
+
+
+def calibrate(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Softmax of log(probs) / T along the last axis (temperature scaling)."""
+    logits = np.log(np.clip(probs, 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    scaled = np.exp(logits)
+    return scaled / scaled.sum(axis=-1, keepdims=True)
+
+
+def choose_uncertainty_thresholds(labels, probs, flag_fraction: float = 0.2) -> dict:
+    """Thresholds that flag the least confident `flag_fraction` of validation predictions
+    (by top probability, and by margin), with the accuracy of what is kept and flagged."""
+    labels, probs = np.asarray(labels), np.asarray(probs)
+    ranked = np.sort(probs, axis=1)
+    confidence, margin = ranked[:, -1], ranked[:, -1] - ranked[:, -2]
+    thresholds = {"min_confidence": float(np.quantile(confidence, flag_fraction)),
+                  "min_margin": float(np.quantile(margin, flag_fraction))}
+    flagged = (confidence < thresholds["min_confidence"]) | (margin < thresholds["min_margin"])
+    correct = probs.argmax(axis=1) == labels
+    return {**thresholds, "chosen_on": "val", "flagged_fraction": float(flagged.mean()),
+            "accuracy_kept": float(correct[~flagged].mean()) if (~flagged).any() else None,
+            "accuracy_flagged": float(correct[flagged].mean()) if flagged.any() else None}
+
+
+def tta_views(batch):
+    """The image, its mirror, and both rotated by 90, 180 and 270 degrees (8 views)."""
+    views = []
+    for image in (batch, tf.image.flip_left_right(batch)):
+        views.extend(tf.image.rot90(image, k) for k in range(4))
+    return tf.concat(views, axis=0)
+
+
+class Predictor:
+    """One model ready to predict: call `predict(rgb_array)`."""
+
+    def __init__(self, card: dict, model):
+        self.card, self.model = card, model
+        self.name, self.classes = card["name"], list(card["classes"])
+        self.size, self.backbone = card["input_size"], card["backbone"]
+        self.temperature = float(card.get("temperature", 1.0))
+        self.thresholds = {**DEFAULT_UNCERTAINTY, **card.get("uncertainty", {})}
+        self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        self._gradcam = None  # built on first use
+
+    def prepare(self, image: np.ndarray) -> tf.Tensor:
+        """RGB uint8 HxWx3 -> the 1 x size x size x 3 model input (uint8 pixels)."""
+        return center_crop_resize(tf.convert_to_tensor(image), self.size)[None]
+
+    def probabilities(self, image: np.ndarray, tta: bool = False) -> np.ndarray:
+        """Calibrated class probabilities (mean over the views with TTA)."""
+        pixels = self.prepare(image)
+        views = tta_views(pixels) if tta else pixels
+        probs = self._forward(model_input(views, self.backbone)).numpy()
+        return calibrate(probs, self.temperature).mean(axis=0)
+
+    def batch_probabilities(self, images, batch_size: int = 64) -> np.ndarray:
+        """Calibrated probabilities (n, n_classes) of many RGB images, in batches."""
+        rows = []
+        for start in range(0, len(images), batch_size):
+            pixels = tf.stack([self.prepare(image)[0] for image in images[start:start + batch_size]])
+            rows.append(self._forward(model_input(pixels, self.backbone)).numpy())
+        return calibrate(np.concatenate(rows), self.temperature)
+
+    def gradcam(self, image: np.ndarray, class_code: str | None = None):
+        """(heatmap over the last conv grid, the model's input image as uint8) for the
+        given class, or the predicted one."""
+        if self._gradcam is None:
+            self._gradcam = GradCam(self.model, self.backbone)
+        pixels = self.prepare(image)
+        inputs = model_input(pixels, self.backbone)
+        index = (self.classes.index(class_code) if class_code
+                 else int(np.argmax(self._forward(inputs).numpy()[0])))
+        return self._gradcam.heatmap(inputs, index), pixels[0].numpy()
+
+    def predict(self, image: np.ndarray, top_k: int = 3, tta: bool = False) -> Prediction:
+        started = time.perf_counter()
+        probs = self.probabilities(image, tta)
+        latency = (time.perf_counter() - started) * 1000
+        return summarise(self.name, self.classes, probs, self.thresholds, top_k, latency, tta)
+
+
+def ensemble(predictors, image: np.ndarray, top_k: int = 3, tta: bool = False) -> Prediction:
+    """Mean of the members' calibrated probabilities; they must share one class list."""
+    classes = predictors[0].classes
+    if any(p.classes != classes for p in predictors):
+        raise ValueError("an ensemble needs models with the same classes in the same order")
+    started = time.perf_counter()
+    probs = np.mean([p.probabilities(image, tta) for p in predictors], axis=0)
+    latency = (time.perf_counter() - started) * 1000
+    thresholds = {k: float(np.mean([p.thresholds[k] for p in predictors]))
+                  for k in DEFAULT_UNCERTAINTY}
+    name = "ensemble(" + "+".join(p.name for p in predictors) + ")"
+    return summarise(name, classes, probs, thresholds, top_k, latency, tta)

@@ -1,0 +1,67 @@
+"""Grad-CAM on a small model trained here to find a bright square: the heatmap's peak
+must fall on the square."""
+
+import keras
+import numpy as np
+import pytest
+
+from skin.backbones import BACKBONES, build_classifier
+from skin.gradcam import GradCam, overlay
+from skin.preprocessing import model_input
+from train.model import set_batchnorm_momentum
+
+SIZE, CELL = 128, 32  # MobileNetV2's last conv grid at 128 px is 4x4 cells of 32 px
+
+
+def squares(n, rng):
+    """Noisy dark images; half of them hold a bright square filling one grid cell."""
+    images = rng.normal(60, 15, (n, SIZE, SIZE, 3)).clip(0, 255)
+    labels = rng.integers(0, 2, n)
+    cells = rng.integers(0, SIZE // CELL, (n, 2))
+    for image, label, (row, col) in zip(images, labels, cells):
+        if label:
+            image[row * CELL + 6:row * CELL + 26, col * CELL + 6:col * CELL + 26] = 240
+    return images.astype(np.uint8), labels, cells
+
+
+@pytest.mark.slow
+def test_heatmap_peak_falls_on_the_square():
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    images, labels, _ = squares(400, rng)
+    model = build_classifier("mobilenetv2", 2, SIZE)
+    set_batchnorm_momentum(model, 0.8)
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+    model.fit(model_input(images, "mobilenetv2"), keras.utils.to_categorical(labels, 2),
+              epochs=6, batch_size=32, verbose=0)
+
+    test_images, test_labels, cells = squares(60, rng)
+    predicted = model.predict(model_input(test_images, "mobilenetv2"), verbose=0).argmax(1)
+    assert (predicted == test_labels).mean() > 0.9, "the model did not learn the task"
+    cam = GradCam(model, "mobilenetv2")
+    with_square = np.flatnonzero(test_labels == 1)
+    hits = 0
+    for i in with_square:
+        heatmap = cam.heatmap(model_input(test_images[i:i + 1], "mobilenetv2"), 1)
+        assert heatmap.shape == (4, 4) and heatmap.max() == pytest.approx(1.0)
+        hits += np.unravel_index(heatmap.argmax(), heatmap.shape) == tuple(cells[i])
+    assert hits >= 2 / 3 * len(with_square), f"peak on the square in {hits}/{len(with_square)}"
+
+
+@pytest.mark.parametrize("name", list(BACKBONES))
+def test_every_backbone_has_a_gradcam_layer(name):
+    size = max(BACKBONES[name].min_size, 75)
+    model = build_classifier(name, 3, size)
+    x = model_input(np.random.default_rng(0).integers(0, 256, (1, size, size, 3)), name)
+    heatmap = GradCam(model, name).heatmap(x, 0)
+    assert heatmap.ndim == 2 and 0.0 <= heatmap.min() and heatmap.max() <= 1.0
+
+
+def test_overlay_blends_at_the_image_size():
+    image = np.full((40, 60, 3), 100, np.uint8)
+    heat = np.zeros((4, 4))
+    heat[0, 0] = 1.0
+    out = overlay(image, heat, opacity=0.5)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert out[0, 0, 0] > out[-1, -1, 0]  # hot corner is red, cold corner blue
+    np.testing.assert_array_equal(overlay(image, heat, opacity=0.0), image)

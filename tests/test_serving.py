@@ -1,0 +1,126 @@
+"""Registry, loading and prediction on tiny models trained by `python -m train`."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from skin.cards import CardError, build_model, read_card
+from skin.images import read_image
+from skin.predict import Predictor, ensemble, summarise
+from skin.registry import ModelLoadError, Registry, load_model, model_dirs
+from tests.conftest import CLASS_COLOURS, write_image
+
+
+@pytest.fixture(scope="module")
+def predictors(tiny_models):
+    registry = Registry.discover([tiny_models])
+    return [Predictor(card, load_model(card)) for card in registry.cards.values()]
+
+
+@pytest.fixture
+def red_image(tmp_path):
+    return read_image(write_image(tmp_path / "red.png", CLASS_COLOURS["akiec"], (200, 150)))
+
+
+def test_discovery_from_extra_folders(tiny_models, monkeypatch):
+    monkeypatch.setenv("SKIN_MODEL_DIRS", str(tiny_models))
+    assert model_dirs()[1] == tiny_models
+    registry = Registry.discover()
+    assert {"tiny-efficientnetb0", "tiny-mobilenetv2"} <= set(registry.cards)
+    card = registry.get("tiny-mobilenetv2")
+    assert card["source"]["dtype"] == "float16" and card["uncertainty"]["chosen_on"] == "val"
+    with pytest.raises(CardError, match="no model named 'nope'"):
+        registry.get("nope")
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"name": "../../etc/evil"}, "may hold only letters"),
+    ({"source": {"file": "../outside.weights.h5"}}, "plain file name"),
+    ({"source": {"file": "/etc/passwd"}}, "plain file name"),
+    ({"source": "https://example.com/w.h5"}, "must be an object"),
+])
+def test_cards_cannot_reach_outside_their_folder(tiny_models, tmp_path, change, reason):
+    card = json.loads((tiny_models / "tiny-mobilenetv2.json").read_text())
+    (tmp_path / "bad.json").write_text(json.dumps({**card, **change}))
+    with pytest.raises(CardError, match=reason):
+        read_card(tmp_path / "bad.json")
+    registry = Registry.discover([tmp_path, tiny_models])
+    assert len(registry.problems) == 1 and "tiny-mobilenetv2" in registry.cards
+
+
+def test_float16_storage_halves_the_file_and_keeps_the_predictions(tiny_models, tmp_path):
+    from train.export import to_float16
+    card = read_card(tiny_models / "tiny-mobilenetv2.json")
+    model = load_model(card)
+    model.save_weights(tmp_path / "full.weights.h5")
+    to_float16(tmp_path / "full.weights.h5", tmp_path / "half.weights.h5")
+    half = (tmp_path / "half.weights.h5").stat().st_size
+    assert half < 0.55 * (tmp_path / "full.weights.h5").stat().st_size
+    reloaded = build_model(card)
+    reloaded.load_weights(tmp_path / "half.weights.h5")
+    assert all(w.dtype == "float32" for w in reloaded.weights)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=2e-3)
+
+
+def test_weights_of_another_architecture_are_refused(tiny_models, tmp_path):
+    for f in tiny_models.iterdir():
+        shutil.copy(f, tmp_path)
+    card_path = tmp_path / "tiny-mobilenetv2.json"
+    card = json.loads(card_path.read_text())
+    other = tmp_path / "tiny-efficientnetb0.weights.h5"
+    card["source"] = {"file": other.name, "sha256": read_card(
+        tmp_path / "tiny-efficientnetb0.json")["source"]["sha256"]}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="do not fit a mobilenetv2"):
+        load_model(read_card(card_path))
+
+
+def test_prediction_fields(predictors, red_image):
+    p = predictors[0].predict(red_image, top_k=3)
+    assert sum(p.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert [t["code"] for t in p.top_k][0] == p.label
+    probs = [t["probability"] for t in p.top_k]
+    assert probs == sorted(probs, reverse=True) and len(probs) == 3
+    assert p.name == {"akiec": "Actinic keratosis / intraepithelial carcinoma",
+                      "bcc": "Basal cell carcinoma", "nv": "Melanocytic nevus"}[p.label]
+    assert p.margin == pytest.approx(probs[0] - probs[1])
+    assert 0 <= p.entropy <= np.log(3) + 1e-6 and p.latency_ms > 0
+    json.dumps(p.to_dict())
+
+
+def test_tta_averages_eight_views_and_ignores_mirroring(predictors, red_image):
+    predictor = predictors[0]
+    tta = predictor.probabilities(red_image, tta=True)
+    assert tta.shape == (3,) and tta.sum() == pytest.approx(1.0, abs=1e-4)
+    # The eight views are every mirror and quarter turn, so a mirrored photo gives the
+    # same views and the same averaged probabilities.
+    np.testing.assert_allclose(predictor.probabilities(red_image[:, ::-1], tta=True), tta,
+                               atol=1e-5)
+    assert predictor.predict(red_image, tta=True).tta
+
+
+def test_batch_probabilities_match_single_predictions(predictors, red_image):
+    predictor = predictors[0]
+    batch = predictor.batch_probabilities([red_image, red_image[::-1]])
+    np.testing.assert_allclose(batch[0], predictor.probabilities(red_image), atol=1e-5)
+
+
+def test_ensemble_is_the_mean_of_calibrated_members(predictors, red_image):
+    result = ensemble(predictors, red_image)
+    mean = np.mean([p.probabilities(red_image) for p in predictors], axis=0)
+    got = np.array([result.probabilities[c] for c in predictors[0].classes])
+    np.testing.assert_allclose(got, mean, atol=1e-6)
+    assert result.model.startswith("ensemble(")
+
+
+def test_uncertain_flag_follows_the_thresholds():
+    thresholds = {"min_confidence": 0.5, "min_margin": 0.2}
+    def flag(probs):
+        return summarise("m", ["a", "b", "c"], np.array(probs), thresholds, 3, 1.0, False).uncertain
+    assert not flag([0.8, 0.1, 0.1])
+    assert flag([0.45, 0.1, 0.45])  # low confidence
+    assert flag([0.55, 0.4, 0.05])  # confident enough, but a small margin
