@@ -82,11 +82,10 @@ def cmd_fetch(args, registry):
 
 
 def cmd_predict(args, registry):
+    images = {path: read_image(path) for path in args.images}  # bad input fails before TF loads
+    cards = chosen_cards(registry, args.model)
     from skin.predict import ensemble
-    images = {}
-    for path in args.images:
-        images[path] = read_image(path)
-    members = list(predictors(chosen_cards(registry, args.model)))
+    members = list(predictors(cards))
     results = {}
     for path, image in images.items():
         if args.model == "ensemble":

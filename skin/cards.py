@@ -10,8 +10,6 @@ import json
 import re
 from pathlib import Path
 
-from skin.backbones import build_classifier
-
 CARD_FORMAT = 1
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -56,6 +54,8 @@ def _check_names(card: dict, path: Path) -> None:
 
 def build_model(card: dict, input_size: int | None = None):
     """The card's architecture with random weights (input size overridable)."""
+    from skin.backbones import build_classifier  # imports TensorFlow: only when needed
+
     return build_classifier(
         card["backbone"], len(card["classes"]), input_size or card["input_size"],
         dropout=card.get("training", {}).get("config", {}).get("dropout", 0.3),

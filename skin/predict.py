@@ -87,7 +87,11 @@ def tta_views(batch):
 
 
 class Predictor:
-    """One model ready to predict: call `predict(rgb_array)`."""
+    """One model ready to predict: call `predict(rgb_array)`.
+
+    Cropping, resizing and the backbone's preprocessing run inside the same compiled
+    graph as the model, so a prediction costs one graph call (see BENCHMARKS.md).
+    """
 
     def __init__(self, card: dict, model):
         self.card, self.model = card, model
@@ -95,26 +99,32 @@ class Predictor:
         self.size, self.backbone = card["input_size"], card["backbone"]
         self.temperature = float(card.get("temperature", 1.0))
         self.thresholds = {**DEFAULT_UNCERTAINTY, **card.get("uncertainty", {})}
-        self._forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        image = tf.TensorSpec([None, None, 3], tf.uint8)
+        batch = tf.TensorSpec([None, self.size, self.size, 3], tf.uint8)
+        self._single = tf.function(lambda x: self._forward(self.prepare(x)), input_signature=[image])
+        self._tta = tf.function(lambda x: self._forward(tta_views(self.prepare(x))),
+                                input_signature=[image])
+        self._batch = tf.function(self._forward, input_signature=[batch])
         self._gradcam = None  # built on first use
 
-    def prepare(self, image: np.ndarray) -> tf.Tensor:
+    def _forward(self, pixels):
+        return self.model(model_input(pixels, self.backbone), training=False)
+
+    def prepare(self, image) -> tf.Tensor:
         """RGB uint8 HxWx3 -> the 1 x size x size x 3 model input (uint8 pixels)."""
-        return center_crop_resize(tf.convert_to_tensor(image), self.size)[None]
+        return center_crop_resize(image, self.size)[None]
 
     def probabilities(self, image: np.ndarray, tta: bool = False) -> np.ndarray:
         """Calibrated class probabilities (mean over the views with TTA)."""
-        pixels = self.prepare(image)
-        views = tta_views(pixels) if tta else pixels
-        probs = self._forward(model_input(views, self.backbone)).numpy()
+        probs = (self._tta if tta else self._single)(image).numpy()
         return calibrate(probs, self.temperature).mean(axis=0)
 
     def batch_probabilities(self, images, batch_size: int = 64) -> np.ndarray:
         """Calibrated probabilities (n, n_classes) of many RGB images, in batches."""
         rows = []
         for start in range(0, len(images), batch_size):
-            pixels = tf.stack([self.prepare(image)[0] for image in images[start:start + batch_size]])
-            rows.append(self._forward(model_input(pixels, self.backbone)).numpy())
+            pixels = tf.concat([self.prepare(image) for image in images[start:start + batch_size]], 0)
+            rows.append(self._batch(pixels).numpy())
         return calibrate(np.concatenate(rows), self.temperature)
 
     def gradcam(self, image: np.ndarray, class_code: str | None = None):
@@ -123,10 +133,9 @@ class Predictor:
         if self._gradcam is None:
             self._gradcam = GradCam(self.model, self.backbone)
         pixels = self.prepare(image)
-        inputs = model_input(pixels, self.backbone)
         index = (self.classes.index(class_code) if class_code
-                 else int(np.argmax(self._forward(inputs).numpy()[0])))
-        return self._gradcam.heatmap(inputs, index), pixels[0].numpy()
+                 else int(np.argmax(self._batch(pixels).numpy()[0])))
+        return self._gradcam.heatmap(model_input(pixels, self.backbone), index), pixels[0].numpy()
 
     def predict(self, image: np.ndarray, top_k: int = 3, tta: bool = False) -> Prediction:
         started = time.perf_counter()

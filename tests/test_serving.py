@@ -124,3 +124,12 @@ def test_uncertain_flag_follows_the_thresholds():
     assert not flag([0.8, 0.1, 0.1])
     assert flag([0.45, 0.1, 0.45])  # low confidence
     assert flag([0.55, 0.4, 0.05])  # confident enough, but a small margin
+
+
+def test_predictor_gradcam_for_the_predicted_and_a_named_class(predictors, red_image):
+    predictor = predictors[0]
+    heatmap, pixels = predictor.gradcam(red_image)
+    assert pixels.shape == (32, 32, 3) and pixels.dtype == np.uint8
+    assert heatmap.ndim == 2 and 0 <= heatmap.min() and heatmap.max() <= 1
+    named, _ = predictor.gradcam(red_image, "nv")
+    assert named.shape == heatmap.shape

@@ -1,0 +1,101 @@
+"""`python -m skin` as a user runs it: a subprocess, its exit code, stdout and stderr."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import CLASS_COLOURS, ROOT, write_image
+
+
+def run_skin(*args, models_dir=None, cache=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SKIN_MODEL_DIRS": str(models_dir or ""),
+           "SKIN_CACHE_DIR": str(cache or "/nonexistent-cache")}
+    return subprocess.run([sys.executable, "-m", "skin", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def labelled_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("external")
+    rows = ["image_id,dx"]
+    for code, colour in CLASS_COLOURS.items():
+        for i in range(4):
+            write_image(root / "images" / f"{code}{i}.jpg", colour, (200, 150), seed=i)
+            rows.append(f"{code}{i},{code}")
+    (root / "labels.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_models_lists_the_registered_models(tiny_models):
+    result = run_skin("models", "--json", models_dir=tiny_models)
+    assert result.returncode == 0, result.stderr
+    rows = {r["name"]: r for r in json.loads(result.stdout)["models"]}
+    assert rows["tiny-mobilenetv2"]["backbone"] == "mobilenetv2"
+    assert rows["tiny-mobilenetv2"]["weights_present"] is True
+    assert rows["tiny-efficientnetb0"]["input_size"] == 32
+
+
+def test_predict_json_and_text(tiny_models, labelled_folder):
+    image = labelled_folder / "images" / "bcc0.jpg"
+    result = run_skin("predict", str(image), "--model", "all", "--json", models_dir=tiny_models)
+    assert result.returncode == 0, result.stderr
+    predictions = json.loads(result.stdout)["predictions"][str(image)]
+    assert {p["model"] for p in predictions} == {"tiny-mobilenetv2", "tiny-efficientnetb0"}
+    assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-4 for p in predictions)
+    text = run_skin("predict", str(image), "--model", "ensemble", "--tta", models_dir=tiny_models)
+    assert text.returncode == 0 and "ensemble(" in text.stdout
+    assert "not a medical device" in text.stderr
+
+
+def test_predict_a_bad_image_is_one_line_and_non_zero(tiny_models, tmp_path):
+    bad = tmp_path / "photo.jpg"
+    bad.write_text("not really a photo")
+    result = run_skin("predict", str(bad), models_dir=tiny_models)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: this file is not an image that can be read (JPEG, PNG, WebP, BMP, TIFF or GIF expected)"]
+
+
+def test_evaluate_json_keys(tiny_models, labelled_folder):
+    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
+                      str(labelled_folder / "labels.csv"), "--model", "tiny-mobilenetv2",
+                      "--json", "--bootstrap", "20", models_dir=tiny_models)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)["models"]["tiny-mobilenetv2"]
+    for key in ("n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
+                "top3_accuracy", "auc_ovr", "ece", "classes", "confusion_matrix", "per_class"):
+        assert key in report
+    assert report["n"] == 12 and sum(map(sum, report["confusion_matrix"])) == 12
+    assert "predicting with tiny-mobilenetv2" in result.stderr
+
+
+def test_evaluate_refuses_labels_outside_the_classes(tiny_models, labelled_folder, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text((labelled_folder / "labels.csv").read_text().replace("bcc0,bcc", "bcc0,mel"))
+    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
+                      str(labels), "--model", "tiny-mobilenetv2", models_dir=tiny_models)
+    assert result.returncode == 2 and "labels outside the classes" in result.stderr
+    assert "mel" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_model_whose_download_fails_does_not_stop_the_others(tiny_models, tmp_path):
+    for f in tiny_models.iterdir():
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    card = json.loads((tmp_path / "tiny-efficientnetb0.json").read_text())
+    card["source"] = {"url": "http://127.0.0.1:9/w.h5", "sha256": "0" * 64}
+    (tmp_path / "tiny-efficientnetb0.json").write_text(json.dumps(card))
+    result = run_skin("fetch", "--model", "all", models_dir=tmp_path, cache=tmp_path / "c")
+    assert result.returncode == 1
+    assert "tiny-mobilenetv2:" in result.stdout
+    assert "error: model tiny-efficientnetb0" in result.stderr and "cannot connect" in result.stderr
+
+
+def test_no_models_registered_says_what_to_do(tmp_path):
+    image = write_image(tmp_path / "x.png", (10, 10, 10), (64, 64))
+    result = run_skin("predict", str(image), models_dir=tmp_path)
+    # The shipped folder may hold models; with none anywhere the message names the fix.
+    if result.returncode == 2:
+        assert "no models are registered" in result.stderr
