@@ -6,6 +6,9 @@ st.set_page_config(page_title="Skin-lesion classifier (research demo)", page_ico
                    layout="wide")
 
 navigation = st.navigation([
-    st.Page("pages/about.py", title="About", icon=":material/info:", default=True),
+    st.Page("pages/classify.py", title="Classify", icon=":material/search:", default=True),
+    st.Page("pages/compare.py", title="Compare", icon=":material/compare:"),
+    st.Page("pages/evaluation.py", title="Evaluation", icon=":material/monitoring:"),
+    st.Page("pages/about.py", title="About", icon=":material/info:"),
 ])
 navigation.run()

@@ -1,23 +1,69 @@
-"""About: what the project is, where the data comes from, and the disclaimer."""
+"""About: the project, how each model was trained, the data, publishing weights."""
 
+import pandas as pd
 import streamlit as st
 
+from pages.common import disclaimer, registry
+
 st.title("Skin-lesion classifier and backbone comparator")
-st.warning(
-    "**Research demo, not a medical device.** Its outputs are not a diagnosis and must "
-    "not guide any medical decision. See a dermatologist about any lesion that worries you."
-)
+disclaimer()
 st.markdown(
     """
-This project trains and compares CNN backbones (ResNet50, DenseNet121, MobileNetV2,
-EfficientNetB0, InceptionV3, Xception) on dermoscopic images of the seven HAM10000
-classes, with metrics from a test split that keeps every image of a lesion on one side.
+This open-source project trains and compares CNN backbones (ResNet50, DenseNet121,
+MobileNetV2, EfficientNetB0, InceptionV3, Xception) on dermoscopic images of the seven
+HAM10000 classes. Every figure in this app comes from a model's card, written by the
+training run that produced the model, on a test split that keeps every image of a lesion
+on one side (image-level splits inflate results with near-duplicate images).
+"""
+)
 
-**Data.** HAM10000: Tschandl, P., Rosendahl, C. & Kittler, H. *The HAM10000 dataset, a
-large collection of multi-source dermatoscopic images of common pigmented skin lesions.*
-Sci. Data 5, 180161 (2018). Licence CC BY-NC 4.0: research and demonstration use only.
+st.header("The models")
+found = registry()
+if not found.cards:
+    st.info("No model is registered yet: train one with `python -m train` (see below).")
+else:
+    rows = []
+    for name, card in found.cards.items():
+        config = card.get("training", {}).get("config", {})
+        rows.append({
+            "model": name, "backbone": card["backbone"], "init": card.get("init", "?"),
+            "input px": card["input_size"], "classes": ", ".join(card["classes"]),
+            "loss": config.get("loss"), "epochs": card.get("training", {}).get("epochs_run"),
+            "data": card.get("training", {}).get("data_layout"),
+            "weights": next((f"{k}: {v}" for k, v in card["source"].items()
+                             if k in ("file", "url", "gdrive")), ""),
+        })
+    st.dataframe(pd.DataFrame(rows).set_index("model"), width="stretch")
+    st.caption("init 'scratch' means random initialisation: ImageNet weights could not be "
+               "downloaded where these models were trained.")
 
-**Train your own model** with `python -m train --data DIR --backbone NAME --img-size N
---epochs N --init none --out DIR`; see the README.
+st.header("Data")
+st.markdown(
+    """
+HAM10000: Tschandl, P., Rosendahl, C. & Kittler, H. *The HAM10000 dataset, a large
+collection of multi-source dermatoscopic images of common pigmented skin lesions.*
+Sci. Data 5, 180161 (2018), doi:10.1038/sdata.2018.161. Licence CC BY-NC 4.0: research and
+demonstration use only. No image of the dataset is part of this repository.
+"""
+)
+
+st.header("Train your own model and publish it")
+st.markdown(
+    """
+1. `python -m train --data DIR --backbone NAME --img-size N --epochs N --init none
+   --out runs/NAME --split runs/split.csv` (DIR: HAM10000 layout, a CSV of path,label,
+   or one folder per class). The run writes `NAME.json` (the card) and its weights.
+2. To serve it, copy both into `assets/models/`, or point `SKIN_MODEL_DIRS` at the folder.
+3. To host large weights on Google Drive: upload the weights file, share it ("anyone with
+   the link"), and put `"source": {"gdrive": "FILE_ID_OR_LINK", "sha256": "..."}` in the
+   card, or, on Streamlit Community Cloud, in the app's secrets:
+
+   ```toml
+   [models.NAME]
+   gdrive = "FILE_ID_OR_LINK"
+   sha256 = "..."
+   ```
+
+   The app downloads it with gdown on first use and checks the sha256.
 """
 )

@@ -1,12 +1,133 @@
-"""The Streamlit app, driven by streamlit.testing.v1.AppTest."""
+"""Every page of the Streamlit app, driven by streamlit.testing.v1.AppTest with tiny
+models trained by `python -m train` (and the shipped ones, when there are any)."""
 
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
+TIMEOUT = 120
 
-def test_about_page_shows_the_disclaimer_without_errors():
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+
+def jpeg(colour=(200, 40, 40), size=(200, 150)) -> bytes:
+    buffer = io.BytesIO()
+    rng = np.random.default_rng(0)
+    pixels = np.clip(np.array(colour) + rng.normal(0, 20, (size[1], size[0], 3)), 0, 255)
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def app_env(tiny_models, monkeypatch, tmp_path):
+    monkeypatch.setenv("SKIN_MODEL_DIRS", str(tiny_models))
+    samples = tmp_path / "samples"
+    samples.mkdir()
+    (samples / "sample-1.jpg").write_bytes(jpeg((40, 40, 200)))
+    monkeypatch.setenv("SKIN_SAMPLE_DIR", str(samples))
+    return tiny_models
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.run()
+    if name != "classify":
+        at.switch_page(f"pages/{name}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(at) -> str:
+    parts = [e.value for kind in ("markdown", "subheader", "warning", "error", "success",
+                                  "info", "caption", "title", "header")
+             for e in getattr(at, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_classify_an_upload_with_each_model_and_the_ensemble(app_env):
+    at = page("classify")
+    at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
     assert not at.exception
+    shown = texts(at)
+    assert "not a medical device" in shown
+    assert "Inconclusive" in shown or "%" in at.subheader[0].value
+    assert at.get("plotly_chart") and len(at.image) == 2  # the photo and its Grad-CAM
+    assert at.get("download_button")
+    picker = at.selectbox(key="classify-model")
+    assert picker.options[-1].startswith("Ensemble")
+    for option in picker.options:
+        at.selectbox(key="classify-model").select(option).run()
+        assert not at.exception, option
+    assert "ensemble(" in texts(at)
+
+
+def test_classify_with_tta_and_opacity(app_env):
+    at = page("classify")
+    at.file_uploader[0].set_value(("lesion.png", jpeg(), "image/jpeg")).run()
+    at.toggle[0].set_value(True).run()
+    at.slider[-1].set_value(0.9).run()  # the heatmap opacity
+    assert not at.exception and len(at.image) == 2
+
+
+def test_classify_the_camera_input(app_env):
+    at = page("classify")
+    at.camera_input[0].set_value(("shot.jpg", jpeg((40, 200, 40)), "image/jpeg")).run()
+    assert not at.exception
+    assert "not a medical device" in texts(at) and len(at.image) == 2
+
+
+def test_classify_a_sample(app_env):
+    at = page("classify")
+    at.selectbox(key="classify-sample").select("sample-1.jpg").run()
+    assert not at.exception and len(at.image) == 2
+
+
+@pytest.mark.parametrize("name, data", [
+    ("notes.jpg", b"this is text, not a photo"),
+    ("empty.png", b""),
+    ("cut.jpg", jpeg()[:400]),
+])
+def test_a_bad_upload_shows_an_error_and_the_page_goes_on(app_env, name, data):
+    at = page("classify")
+    at.file_uploader[0].set_value((name, data, "image/jpeg")).run()
+    assert not at.exception
+    assert at.error and "cannot be used" in at.error[0].value
+    at.file_uploader[0].set_value(("ok.jpg", jpeg(), "image/jpeg")).run()
+    assert not at.exception and not at.error
+
+
+def test_compare_shows_every_model_and_the_metrics_table(app_env):
+    at = page("compare")
+    assert at.get("arrow_data_frame") or at.dataframe
+    at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
+    assert not at.exception
+    shown = texts(at)
+    assert "tiny-mobilenetv2" in shown and "tiny-efficientnetb0" in shown
+    assert "Agreement:" in shown and "Ensemble" in shown
+    assert "not a medical device" in shown
+
+
+def test_evaluation_page_switches_normalisation(app_env):
+    at = page("evaluation")
+    charts_before = len(at.get("plotly_chart"))
+    assert charts_before >= 4  # two confusion matrices, reliability, curves
+    at.radio[0].set_value("row-normalised (recall)").run()
+    assert not at.exception and len(at.get("plotly_chart")) == charts_before
+
+
+def test_about_page_lists_the_models(app_env):
+    at = page("about")
     assert "not a medical device" in at.warning[0].value
-    assert at.title[0].value.startswith("Skin-lesion classifier")
+    assert at.dataframe and "Train your own model" in texts(at)
+
+
+@pytest.mark.parametrize("name", ["classify", "compare", "evaluation", "about"])
+def test_every_page_says_what_to_do_without_models(name, monkeypatch, tmp_path):
+    from skin import registry
+    monkeypatch.setenv("SKIN_MODEL_DIRS", "")
+    monkeypatch.setattr(registry, "SHIPPED_MODELS", tmp_path)  # an installation without models
+    at = page(name)
+    assert "No model is" in texts(at)

@@ -1,0 +1,64 @@
+"""Classify: one image, one model (or the ensemble): top-k, Grad-CAM, uncertainty."""
+
+import json
+
+import streamlit as st
+
+from pages import charts
+from pages.common import disclaimer, image_input, no_models_message, predictor, registry
+from skin.gradcam import overlay
+from skin.predict import ensemble
+
+ENSEMBLE = "Ensemble (mean of all models)"
+
+st.title("Classify a lesion")
+found = registry()
+if no_models_message(found):
+    st.stop()
+
+image, image_name = image_input("classify")
+left, right = st.columns([1, 2])
+with right:
+    choice = st.selectbox("Model", list(found.cards) + ([ENSEMBLE] if len(found.cards) > 1 else []),
+                          key="classify-model")
+    tta = st.toggle("Test-time augmentation (average 8 mirrored/rotated views)")
+    top_k = st.slider("Classes shown", 1, 7, 3)
+if image is None:
+    st.info("Upload an image, take a photo or pick a sample to classify it.")
+    st.stop()
+
+names = list(found.cards) if choice == ENSEMBLE else [choice]
+members = [p for p in (predictor(found.cards[n]) for n in names) if p is not None]
+if not members:
+    st.stop()
+result = ensemble(members, image, top_k, tta) if choice == ENSEMBLE else \
+    members[0].predict(image, top_k, tta)
+
+with right:
+    if result.uncertain:
+        st.warning(f"**Inconclusive.** The model's best guess is {result.name} "
+                   f"({result.confidence:.0%}), but its confidence or the margin over the "
+                   "next class is below the thresholds chosen on validation data.")
+    else:
+        st.subheader(f"{result.name} ({result.label}): {result.confidence:.0%}")
+    if result.malignant:
+        st.error("This class is malignant or pre-malignant (mel, bcc, akiec).")
+    else:
+        st.success("This class is benign.")
+    disclaimer()
+    st.plotly_chart(charts.probability_bars(result.probabilities, top_k), width="stretch")
+    st.caption(f"{result.model}: {result.latency_ms:.0f} ms, entropy {result.entropy:.2f} "
+               f"nats, margin {result.margin:.2f}")
+    st.download_button("Download the result (JSON)", json.dumps(
+        {"image": image_name, **result.to_dict()}, indent=1), "prediction.json",
+        mime="application/json")
+
+with left:
+    st.image(image, caption=image_name, width="stretch")
+    explained = st.selectbox("Grad-CAM of", [m.name for m in members]) if len(members) > 1 \
+        else members[0].name
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
+    member = next(m for m in members if m.name == explained)
+    heatmap, pixels = member.gradcam(image, result.label)
+    st.image(overlay(pixels, heatmap, opacity), width="stretch",
+             caption=f"Grad-CAM for {result.label} ({member.name}, {member.size} px input)")

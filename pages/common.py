@@ -1,0 +1,122 @@
+"""What every page shares: the disclaimer, the cached model loaders, the image input.
+
+Loaders are wrapped in st.cache_resource, so every session of the server shares one copy
+of each model; a model loads on first use, with a status box naming it.
+"""
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from skin.cards import CardError
+from skin.fetch import FetchError
+from skin.images import HEIF_SUPPORTED, InvalidImage, read_image
+from skin.registry import ModelLoadError, Registry, load_model
+
+DISCLAIMER = ("**Research demo, not a medical device.** This output is not a diagnosis and "
+              "must not guide any medical decision. See a dermatologist about any lesion "
+              "that worries you.")
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"] + (
+    ["heic", "heif"] if HEIF_SUPPORTED else [])
+DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000" / "images"
+LOAD_ERRORS = (FetchError, ModelLoadError, CardError, OSError)
+
+
+def disclaimer() -> None:
+    st.warning(DISCLAIMER, icon="⚕️")
+
+
+def registry() -> Registry:
+    """The registered model cards; a Drive id in st.secrets overrides a card's source:
+    [models.NAME] gdrive = "..." (sha256 = "..." too if the weights changed)."""
+    found = Registry.discover()
+    for name, source in _secret("models", {}).items():
+        card = found.cards.get(name)
+        if card is not None and "gdrive" in source:
+            card["source"] = {"gdrive": source["gdrive"],
+                              "sha256": source.get("sha256", card["source"].get("sha256"))}
+    return found
+
+
+def _secret(key, default):
+    try:
+        return st.secrets.get(key, default)
+    except FileNotFoundError:  # no secrets.toml: the normal case locally
+        return default
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _cached_predictor(name: str, sha256: str, _card: dict):
+    from skin.predict import Predictor
+    return Predictor(_card, load_model(_card))
+
+
+def predictor(card: dict):
+    """The card's Predictor, loaded once per server; None (with st.error) if it fails."""
+    key = card["source"].get("sha256", "")
+    try:
+        with st.status(f"Loading model {card['name']} …", expanded=False) as status:
+            loaded = _cached_predictor(card["name"], key, card)
+            status.update(label=f"Model {card['name']} ready", state="complete")
+        return loaded
+    except LOAD_ERRORS as e:
+        st.error(f"Model {card['name']} is unavailable: {e}")
+        return None
+
+
+def no_models_message(found: Registry) -> bool:
+    """Say what to do when no model is registered; True if the page should stop."""
+    for problem in found.problems:
+        st.warning(f"A model card was skipped: {problem}")
+    if found.cards:
+        return False
+    st.info("No model is available yet. Train one with `python -m train ... --out "
+            "runs/NAME` and point `SKIN_MODEL_DIRS` at that folder (or copy the card and "
+            "weights into `assets/models/`), then reload this page. See the README.")
+    return True
+
+
+def sample_folder() -> Path | None:
+    configured = os.environ.get("SKIN_SAMPLE_DIR") or _secret("sample_dir", "")
+    folder = Path(configured) if configured else DEFAULT_SAMPLES
+    return folder if folder.is_dir() else None
+
+
+def image_input(key: str):
+    """An image from an upload, the camera or the sample gallery: (RGB array, its name),
+    or (None, None) with an error shown when there is none or it cannot be read."""
+    upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Samples"])
+    with upload_tab:
+        upload = st.file_uploader("Dermoscopic image of one lesion", type=UPLOAD_TYPES,
+                                  key=f"{key}-upload")
+    with camera_tab:
+        photo = st.camera_input("Take a photo of the lesion", key=f"{key}-camera")
+    with sample_tab:
+        sample = _sample_picker(key)
+    chosen = upload or photo
+    try:
+        if chosen is not None:
+            return read_image(chosen.getvalue()), chosen.name
+        if sample is not None:
+            return read_image(sample), sample.name
+    except InvalidImage as e:
+        st.error(f"This file cannot be used: {e}.")
+    return None, None
+
+
+def _sample_picker(key: str):
+    folder = sample_folder()
+    if folder is None:
+        st.info("No sample folder. Set `SKIN_SAMPLE_DIR` (or `sample_dir` in "
+                "st.secrets) to a folder of images, e.g. the HAM10000 images at "
+                "`../shared/data/ham10000/images`; none ship with this repository.")
+        return None
+    files = sorted(p for p in folder.iterdir()
+                   if p.suffix.lower().lstrip(".") in UPLOAD_TYPES)[:24]
+    if not files:
+        st.info(f"No images in {folder}.")
+        return None
+    choice = st.selectbox("Sample image", ["(none)"] + [p.name for p in files],
+                          key=f"{key}-sample")
+    return folder / choice if choice != "(none)" else None

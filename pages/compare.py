@@ -1,0 +1,61 @@
+"""Compare: one image through every model side by side, then their held-out metrics."""
+
+from collections import Counter
+
+import streamlit as st
+
+from pages import charts
+from pages.common import disclaimer, image_input, no_models_message, predictor, registry
+from pages.metrics_table import METRICS, metrics_table, styled
+from skin.classes import full_name
+from skin.gradcam import overlay
+from skin.predict import ensemble
+
+st.title("Compare the backbones")
+found = registry()
+if no_models_message(found):
+    st.stop()
+
+image, image_name = image_input("compare")
+latency = {}
+if image is not None:
+    members = [p for p in (predictor(card) for card in found.cards.values()) if p is not None]
+    results = [m.predict(image) for m in members]
+    disclaimer()
+    per_row = 3
+    for start in range(0, len(members), per_row):
+        for column, member, result in zip(st.columns(per_row), members[start:start + per_row],
+                                          results[start:start + per_row]):
+            with column:
+                st.markdown(f"**{member.name}**")
+                verdict = "inconclusive" if result.uncertain else f"{result.confidence:.0%}"
+                st.write(f"{result.name} ({result.label}): {verdict}")
+                st.plotly_chart(charts.probability_bars(result.probabilities, 3, height=180),
+                                width="stretch", key=f"bars-{member.name}")
+                heatmap, pixels = member.gradcam(image, result.label)
+                st.image(overlay(pixels, heatmap), width="stretch",
+                         caption=f"Grad-CAM, {result.latency_ms:.0f} ms")
+                latency[member.name] = result.latency_ms
+    if results:
+        votes = Counter(r.label for r in results)
+        label, count = votes.most_common(1)[0]
+        st.info(f"Agreement: {count} of {len(results)} models say {full_name(label)} ({label}).")
+    if len(members) > 1:
+        combined = ensemble(members, image)
+        st.markdown(f"**Ensemble** (mean of calibrated probabilities): {combined.name} "
+                    f"({combined.label}), {combined.confidence:.0%}"
+                    + (", inconclusive" if combined.uncertain else ""))
+
+st.header("Held-out test metrics")
+table = metrics_table(found.cards)
+if latency:
+    table["latency on this image (ms)"] = table.index.map(lambda n: round(latency.get(n, 0), 1) or None)
+splits = set(table["split"])
+if len(splits) > 1:
+    st.warning("These models were not evaluated on one split (the split fingerprints "
+               "differ): their figures are not directly comparable.")
+st.dataframe(styled(table), width="stretch")
+st.caption("From each model's card: its test split (images of one lesion never on two "
+           "sides), calibrated by a temperature fitted on validation. Best per column in "
+           "bold; ECE: lower is better. Intervals: 95% bootstrap over test images.")
+st.plotly_chart(charts.metric_bars(table, [m for m in METRICS if m != "ece"]), width="stretch")

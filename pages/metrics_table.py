@@ -1,0 +1,50 @@
+"""The held-out metrics of every model, from its card, as one table."""
+
+import pandas as pd
+
+METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy", "auc_ovr", "ece"]
+LOWER_IS_BETTER = {"ece"}
+
+
+def metrics_table(cards: dict) -> pd.DataFrame:
+    """One row per model: test metrics, their 95% intervals, size and provenance."""
+    rows = {}
+    for name, card in cards.items():
+        ev = card.get("evaluation", {})
+        intervals = ev.get("intervals_95") or {}
+        row = {m: ev.get(m) for m in METRICS}
+        row.update({f"{m} 95% CI": _interval(intervals.get(m)) for m in METRICS})
+        row.update({
+            "test n": ev.get("n"),
+            "parameters (M)": round(card.get("parameters", 0) / 1e6, 1) or None,
+            "weights (MB)": round(card["source"].get("bytes", 0) / 2**20, 1) or None,
+            "input px": card["input_size"],
+            "split": (card.get("training", {}).get("split_fingerprint") or "")[:10],
+        })
+        rows[name] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def _interval(ci):
+    return f"{ci[0]:.3f} to {ci[1]:.3f}" if ci else ""
+
+
+def best_per_column(table: pd.DataFrame) -> dict:
+    """Metric -> name of the best model (highest; lowest for ECE)."""
+    best = {}
+    for metric in METRICS:
+        column = table[metric].dropna()
+        if len(column):
+            best[metric] = column.idxmin() if metric in LOWER_IS_BETTER else column.idxmax()
+    return best
+
+
+def styled(table: pd.DataFrame):
+    best = best_per_column(table)
+
+    def mark(column):
+        return ["font-weight: bold; background-color: #e5f3e5" if best.get(column.name) == name
+                else "" for name in column.index]
+
+    return table.style.apply(mark, subset=list(best)).format(
+        {m: "{:.3f}" for m in METRICS}, na_rep="n/a")
