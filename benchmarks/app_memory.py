@@ -1,0 +1,89 @@
+"""Peak memory of the Streamlit server with every model loaded, as a Community Cloud
+deployment would run it (limit there: about 2.7 GB).
+
+Starts `streamlit run app.py` on 127.0.0.1 with the shipped models plus random-weight
+models of every backbone at --img-size, opens the Compare page in Debian's chromium,
+classifies one image with all models, and reads the server's VmHWM / VmRSS from /proc.
+
+    python benchmarks/app_memory.py [--img-size 96] [--shipped-only]
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from serving import random_cards  # noqa: E402
+from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, free_port  # noqa: E402
+
+
+def proc_status(pid: int) -> dict:
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            fields[key] = int(value.split()[0]) / 1024  # MiB
+    return fields
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--img-size", type=int, default=96)
+    parser.add_argument("--shipped-only", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        models = scratch / "models"
+        models.mkdir()
+        if not args.shipped_only:
+            random_cards(models, args.img_size)
+        image = scratch / "lesion.jpg"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 200, 3)).astype(np.uint8)).save(image)
+        port = free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+             "--server.address", "127.0.0.1", "--server.headless", "true"],
+            cwd=ROOT, env={**os.environ, "SKIN_MODEL_DIRS": str(models)},
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            for _ in range(120):
+                try:
+                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                    break
+                except OSError:
+                    time.sleep(0.5)
+            idle = proc_status(server.pid)
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+                page = browser.new_page()
+                page.goto(f"{url}/compare")
+                page.get_by_text("Held-out test metrics").wait_for(timeout=120_000)
+                started = time.monotonic()
+                page.locator('input[type="file"]').first.set_input_files(str(image))
+                page.get_by_text("Agreement:").wait_for(timeout=300_000)
+                first = time.monotonic() - started
+                browser.close()
+            loaded = proc_status(server.pid)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+        n = len(list(models.glob("*.json"))) + len(list((ROOT / "assets" / "models").glob("*.json")))
+        print(f"server idle: RSS {idle['VmRSS']:.0f} MiB; after Compare with {n} models loaded: "
+              f"RSS {loaded['VmRSS']:.0f} MiB, peak (VmHWM) {loaded['VmHWM']:.0f} MiB; "
+              f"first Compare (cold loads included) {first:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
