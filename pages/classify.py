@@ -5,7 +5,9 @@ import json
 import streamlit as st
 
 from pages import charts
-from pages.common import disclaimer, image_input, no_models_message, predictor, registry
+from pages.common import (
+    disclaimer, ensemble_members, image_input, no_models_message, predictor, registry,
+)
 from skin.gradcam import overlay
 from skin.predict import ensemble
 
@@ -19,15 +21,16 @@ if no_models_message(found):
 image, image_name = image_input("classify")
 left, right = st.columns([1, 2])
 with right:
-    choice = st.selectbox("Model", list(found.cards) + ([ENSEMBLE] if len(found.cards) > 1 else []),
-                          key="classify-model")
+    ensemble_names = ensemble_members(found.cards)
+    options = list(found.cards) + ([ENSEMBLE] if len(ensemble_names) > 1 else [])
+    choice = st.selectbox("Model", options, key="classify-model")
     tta = st.toggle("Test-time augmentation (average 8 mirrored/rotated views)")
     top_k = st.slider("Classes shown", 1, 7, 3)
 if image is None:
     st.info("Upload an image, take a photo or pick a sample to classify it.")
     st.stop()
 
-names = list(found.cards) if choice == ENSEMBLE else [choice]
+names = ensemble_names if choice == ENSEMBLE else [choice]
 members = [p for p in (predictor(found.cards[n]) for n in names) if p is not None]
 if not members:
     st.stop()

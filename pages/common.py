@@ -77,6 +77,14 @@ def no_models_message(found: Registry) -> bool:
     return True
 
 
+def ensemble_members(cards: dict) -> list[str]:
+    """The models an ensemble may average: those with the first model's class list."""
+    if not cards:
+        return []
+    classes = next(iter(cards.values()))["classes"]
+    return [name for name, card in cards.items() if card["classes"] == classes]
+
+
 def sample_folder() -> Path | None:
     configured = os.environ.get("SKIN_SAMPLE_DIR") or _secret("sample_dir", "")
     folder = Path(configured) if configured else DEFAULT_SAMPLES

@@ -5,7 +5,9 @@ from collections import Counter
 import streamlit as st
 
 from pages import charts
-from pages.common import disclaimer, image_input, no_models_message, predictor, registry
+from pages.common import (
+    disclaimer, ensemble_members, image_input, no_models_message, predictor, registry,
+)
 from pages.metrics_table import METRICS, metrics_table, styled
 from skin.classes import full_name
 from skin.gradcam import overlay
@@ -40,8 +42,9 @@ if image is not None:
         votes = Counter(r.label for r in results)
         label, count = votes.most_common(1)[0]
         st.info(f"Agreement: {count} of {len(results)} models say {full_name(label)} ({label}).")
-    if len(members) > 1:
-        combined = ensemble(members, image)
+    same_classes = [m for m in members if m.name in ensemble_members(found.cards)]
+    if len(same_classes) > 1:
+        combined = ensemble(same_classes, image)
         st.markdown(f"**Ensemble** (mean of calibrated probabilities): {combined.name} "
                     f"({combined.label}), {combined.confidence:.0%}"
                     + (", inconclusive" if combined.uncertain else ""))
