@@ -89,6 +89,7 @@ def test_classify_a_sample(app_env):
     ("notes.jpg", b"this is text, not a photo"),
     ("empty.png", b""),
     ("cut.jpg", jpeg()[:400]),
+    ("huge.jpg", b"\xff\xd8\xff\xe0" + b"\0" * (21 * 2**20)),
 ])
 def test_a_bad_upload_shows_an_error_and_the_page_goes_on(app_env, name, data):
     at = page("classify")
