@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skin.cards import CardError, build_model, read_card
-from skin.fetch import FetchError, fetch, local_path
+from skin.fetch import fetch, local_path
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 

@@ -1,6 +1,5 @@
 """Dataset readers and every validation rule, on tiny datasets the tests make."""
 
-import pandas as pd
 import pytest
 
 from train.data import DatasetError, load_dataset
