@@ -98,3 +98,16 @@ def test_random_affine_transforms_in_training_only():
     out = np.asarray(layer(images, training=True))
     assert not np.allclose(out[0], images[0], atol=1.0)
     assert not np.allclose(out[0], out[1], atol=1.0)  # a different transform per image
+
+
+def test_a_file_broken_after_validation_is_named(tmp_path):
+    """What the trainer does when decoding fails mid-run: find the culprit by name."""
+    from train.data import unusable_images
+    from train.pipeline import undecodable
+    paths = write_images(tmp_path, 4)
+    assert undecodable(paths) == []
+    with open(paths[2], "r+b") as f:  # damaged on disk after the dataset was checked
+        f.truncate(40)
+    with pytest.raises(tf.errors.OpError):
+        list(image_dataset(paths, [0, 1, 0, 1], 2, "mobilenetv2", 24, 2, training=False))
+    assert unusable_images(paths) == {"unreadable": [paths[2]]}

@@ -7,6 +7,7 @@ Kill it and run the same command again: it continues after the last finished epo
 """
 
 import argparse
+import contextlib
 import shutil
 import sys
 import time
@@ -18,7 +19,7 @@ from skin.backbones import (
     BACKBONES, BackboneError, build_classifier, check_input_size, get_backbone,
 )
 from skin.files import file_sha256
-from train.data import DatasetError, load_dataset
+from train.data import DatasetError, load_dataset, offenders, unusable_images
 from train.model import InitError
 from train.split import check_split, make_split, read_split, write_split
 
@@ -96,6 +97,24 @@ def choose_split(args, dataset, out: Path) -> tuple[pd.Series, str]:
     return assignment, f"new (seed {args.seed})"
 
 
+@contextlib.contextmanager
+def images_checked_on_failure(dataset):
+    """A file that breaks after validation makes TensorFlow fail without naming it:
+    check every image again and name the culprits (the run resumes once they are fixed)."""
+    import tensorflow as tf
+    try:
+        yield
+    except tf.errors.OpError:
+        broken = unusable_images(dataset.table["path"].tolist())
+        if not broken:
+            raise
+        raise DatasetError(
+            "images became unusable during the run: "
+            + "; ".join(offenders(problem, paths) for problem, paths in broken.items())
+            + ". Fix or remove them, then run the same command again to continue."
+        ) from None
+
+
 def make_strategy(name: str):
     import tensorflow as tf
     return {
@@ -105,9 +124,40 @@ def make_strategy(name: str):
     }[name]()
 
 
+def export_best(args, backbone, dataset, init, config, state, assignment, out,
+                val_data, val_labels, test_data, test_labels) -> Path:
+    """Score the best epoch's weights and write the card, its weights and nothing else."""
+    from train import export
+
+    # The architecture rebuilt from what the card will say, holding the best weights and
+    # no optimizer (Model.save_weights of a compiled model stores Adam's moments too).
+    best = build_classifier(backbone.name, len(dataset.classes), args.img_size, args.dropout)
+    best.load_weights(out / ".work" / "best.weights.h5")
+
+    name = args.name or f"{backbone.name}-{args.img_size}"
+    return export.export(
+        best, name, out,
+        {
+            "backbone": backbone.name, "classes": list(dataset.classes),
+            "input_size": args.img_size, "init": init,
+            "training": {
+                "config": config, "seed": args.seed, "epochs_run": state.epochs_done,
+                "best_epoch": state.best_epoch + 1, "stopped_early": state.stopped_early,
+                "seconds": round(state.seconds, 1), "data_layout": dataset.layout,
+                "data_fingerprint": dataset.fingerprint(),
+                "split_file": "split.csv", "split_fingerprint": file_sha256(out / "split.csv"),
+                "split_counts": {k: int(v) for k, v in assignment.value_counts().items()},
+                "history": state.history,
+            },
+        },
+        val_data, val_labels.to_numpy(), test_data, test_labels.to_numpy(),
+        n_resamples=args.bootstrap, seed=args.seed, weights_dtype=args.weights_dtype,
+    )
+
+
 def run(args, log) -> Path:
     import keras
-    from train import export, fit, model as model_lib, pipeline
+    from train import fit, model as model_lib, pipeline
 
     started = time.monotonic()
     keras.utils.set_random_seed(args.seed)
@@ -174,33 +224,12 @@ def run(args, log) -> Path:
     }
     state = fit.TrainingState.resume_or_new(work, config)
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 0)
-    with strategy.scope():
-        fit.train(model, schedule, train_data, val_data, parts["val"]["y"].to_numpy(),
-                  class_weight, loss, work, state, log, verbose)
-    # The architecture rebuilt from what the card will say, holding the best weights and
-    # no optimizer (Model.save_weights of a compiled model stores Adam's moments too).
-    best = build_classifier(backbone.name, len(dataset.classes), args.img_size, args.dropout)
-    best.load_weights(work / "best.weights.h5")
-
-    name = args.name or f"{backbone.name}-{args.img_size}"
-    card_path = export.export(
-        best, name, out,
-        {
-            "backbone": backbone.name, "classes": list(dataset.classes),
-            "input_size": args.img_size, "init": init,
-            "training": {
-                "config": config, "seed": args.seed, "epochs_run": state.epochs_done,
-                "best_epoch": state.best_epoch + 1, "stopped_early": state.stopped_early,
-                "seconds": round(state.seconds, 1), "data_layout": dataset.layout,
-                "data_fingerprint": dataset.fingerprint(),
-                "split_file": "split.csv", "split_fingerprint": file_sha256(out / "split.csv"),
-                "split_counts": {k: int(v) for k, v in assignment.value_counts().items()},
-                "history": state.history,
-            },
-        },
-        val_data, parts["val"]["y"].to_numpy(), test_data, parts["test"]["y"].to_numpy(),
-        n_resamples=args.bootstrap, seed=args.seed, weights_dtype=args.weights_dtype,
-    )
+    with images_checked_on_failure(dataset):
+        with strategy.scope():
+            fit.train(model, schedule, train_data, val_data, parts["val"]["y"].to_numpy(),
+                      class_weight, loss, work, state, log, verbose)
+        card_path = export_best(args, backbone, dataset, init, config, state, assignment, out,
+                                val_data, parts["val"]["y"], test_data, parts["test"]["y"])
     shutil.rmtree(work)
     log(f"done in {time.monotonic() - started:.0f} s")
     return card_path

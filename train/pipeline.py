@@ -24,10 +24,26 @@ def augmenter(seed: int) -> keras.Sequential:
     ], name="augmentation")
 
 
+def decode(path):
+    """A file path -> HxWx3 uint8 (JPEG, PNG, GIF or BMP; the first frame)."""
+    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+
+
 def load_image(path, size: int):
-    """A file path -> size x size x 3 uint8 (any format TensorFlow decodes; first frame)."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    return center_crop_resize(image, size)
+    """A file path -> size x size x 3 uint8, centre-cropped and resized."""
+    return center_crop_resize(decode(path), size)
+
+
+def undecodable(paths) -> list[str]:
+    """The files the pipeline's own decoder fails on, found in one parallel pass."""
+    paths = list(paths)
+    if not paths:
+        return []
+    decoded = (tf.data.Dataset.from_tensor_slices(paths)
+               .map(lambda p: (p, tf.shape(decode(p))), num_parallel_calls=AUTOTUNE)
+               .ignore_errors())
+    ok = {path.numpy().decode() for path, _ in decoded}
+    return [p for p in paths if p not in ok]
 
 
 def image_dataset(
