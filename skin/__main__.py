@@ -82,7 +82,15 @@ def cmd_fetch(args, registry):
 
 
 def cmd_predict(args, registry):
-    images = {path: read_image(path) for path in args.images}  # bad input fails before TF loads
+    images, errors = {}, {}
+    for path in args.images:  # every file is checked before TensorFlow loads
+        try:
+            images[path] = read_image(path)
+        except InvalidImage as e:
+            errors[path] = str(e)
+            print(f"error: {path}: {e}", file=sys.stderr)
+    if not images:
+        return 2
     cards = chosen_cards(registry, args.model)
     from skin.predict import ensemble
     members = list(predictors(cards))
@@ -93,8 +101,8 @@ def cmd_predict(args, registry):
         else:
             results[path] = [p.predict(image, args.top_k, args.tta).to_dict() for p in members]
     if args.json:
-        print(json.dumps({"predictions": results}, indent=1))
-        return 0
+        print(json.dumps({"predictions": results, "errors": errors}, indent=1))
+        return 2 if errors else 0
     for path, predictions in results.items():
         print(path)
         for p in predictions:
@@ -103,7 +111,7 @@ def cmd_predict(args, registry):
             print(f"  {p['model']}: {p['label']} ({p['name']}) {p['confidence']:.2f}{flag}"
                   f"  [{top}]  {p['latency_ms']:.0f} ms")
     print("Research demo, not a medical device: not a diagnosis.", file=sys.stderr)
-    return 0
+    return 2 if errors else 0
 
 
 def find_images(folder: Path, ids) -> tuple[dict, list]:

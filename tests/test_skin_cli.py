@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from tests.conftest import CLASS_COLOURS, ROOT, write_image
+from tests.corpus import CORPUS
 
 
 def run_skin(*args, models_dir=None, cache=None):
@@ -56,7 +57,31 @@ def test_predict_a_bad_image_is_one_line_and_non_zero(tiny_models, tmp_path):
     result = run_skin("predict", str(bad), models_dir=tiny_models)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "error: this file is not an image that can be read (JPEG, PNG, WebP, BMP, TIFF or GIF expected)"]
+        f"error: {bad}: this file is not an image that can be read (JPEG, PNG, WebP, BMP, "
+        "TIFF or GIF expected)"]
+
+
+def test_predict_the_whole_corpus_of_bad_and_odd_files(tiny_models, tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    paths = {}
+    for kind, name, data, expected in CORPUS:
+        path = folder / f"{len(paths):02d}-{name}"
+        path.write_bytes(data)
+        paths[kind] = (str(path), expected)
+    before = sorted(folder.iterdir())
+    result = run_skin("predict", *[p for p, _ in paths.values()], "--json",
+                      "--model", "tiny-mobilenetv2", models_dir=tiny_models)
+    assert result.returncode == 2  # some files were refused
+    report = json.loads(result.stdout)
+    for kind, (path, expected) in paths.items():
+        if expected is None:
+            assert report["predictions"][path][0]["label"], kind
+        else:
+            assert expected in report["errors"][path], kind
+            assert f"error: {path}: " in result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(folder.iterdir()) == before  # nothing written beside the inputs
 
 
 def test_evaluate_json_keys(tiny_models, labelled_folder):
