@@ -17,7 +17,7 @@ from skin.registry import ModelLoadError, Registry, load_model
 DISCLAIMER = ("**Research demo, not a medical device.** This output is not a diagnosis and "
               "must not guide any medical decision. See a dermatologist about any lesion "
               "that worries you.")
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff"] + (
+UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"] + (
     ["heic", "heif"] if HEIF_SUPPORTED else [])
 DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000" / "images"
 LOAD_ERRORS = (FetchError, ModelLoadError, CardError, OSError)

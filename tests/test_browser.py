@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, write_image
+from tests.corpus import CORPUS
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -108,3 +109,50 @@ def test_other_pages_render(app_url, browser, path, heading):
     page.get_by_text(heading).first.wait_for(timeout=60_000)
     assert "Traceback" not in page.inner_text("body")
     screenshot(page, path)
+
+
+def classify(page, url, path):
+    """Upload one file on a fresh Classify page; the page text once it has answered."""
+    page.goto(url)
+    page.get_by_text("Classify a lesion").wait_for(timeout=60_000)
+    page.locator('input[type="file"]').first.set_input_files(str(path))
+    answered = page.get_by_text("This file cannot be used").or_(page.get_by_text("Grad-CAM for"))
+    answered.first.wait_for(timeout=int(os.environ.get("E2E_WAIT_MS", "120000")))
+    return page.inner_text("body")
+
+
+def test_the_corpus_of_bad_and_odd_files_through_the_running_app(app_url, browser, tmp_path):
+    """Each file is classified or refused with its reason; the server keeps serving; file
+    names are shown as text, never as HTML; nothing is written to the repository."""
+    before = sorted(p for p in ROOT.rglob("*") if ".venv" not in p.parts and "__pycache__" not in p.parts)
+    page = browser.new_page()
+    refused = classified = 0
+    for i, (kind, name, data, expected) in enumerate(CORPUS):
+        if len(data) > 10 * 2**20:
+            continue  # over the app's upload limit: refused by Streamlit itself (below)
+        path = tmp_path / f"{i:02d}-{name}"
+        path.write_bytes(data)
+        body = classify(page, app_url, path)
+        assert "Traceback" not in body, kind
+        if expected is None:
+            assert "Grad-CAM for" in body, kind
+            classified += 1
+        else:
+            assert "This file cannot be used" in body and expected in body, kind
+            refused += 1
+        assert page.locator("img[src='x']").count() == 0, "a file name was rendered as HTML"
+    assert refused >= 10 and classified >= 10
+    assert urllib.request.urlopen(f"{app_url}/_stcore/health", timeout=5).read() == b"ok"
+    after = sorted(p for p in ROOT.rglob("*") if ".venv" not in p.parts and "__pycache__" not in p.parts)
+    assert after == before
+
+
+def test_an_upload_over_the_limit_is_refused_by_the_server_config(app_url, browser, tmp_path):
+    big = tmp_path / "big.jpg"
+    big.write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * (11 * 2**20))  # the limit is 10 MB
+    page = browser.new_page()
+    page.goto(app_url)
+    page.get_by_text("Classify a lesion").wait_for(timeout=60_000)
+    page.locator('input[type="file"]').first.set_input_files(str(big))
+    page.get_by_text("or smaller").first.wait_for(timeout=30_000)
+    assert "Grad-CAM for" not in page.inner_text("body")
