@@ -29,7 +29,8 @@ for start in range(0, len(names), 2):
                 width="stretch", key=f"cm-{name}")
             per_class = pd.DataFrame(ev["per_class"]).T
             st.dataframe(per_class.style.format(
-                {"precision": "{:.2f}", "recall": "{:.2f}", "f1": "{:.2f}"}), width="stretch")
+                {"precision": "{:.2f}", "recall": "{:.2f}", "f1": "{:.2f}", "support": "{:.0f}"}),
+                width="stretch")
 
 st.header("Calibration")
 st.plotly_chart(charts.reliability_diagram(

@@ -12,7 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from tests.conftest import ROOT, write_image
 from tests.corpus import CORPUS
@@ -35,6 +37,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+class ServerURL(str):
+    """The app's address, which also knows the server's process id."""
+
+
 @pytest.fixture(scope="module")
 def app_url(tiny_models, tmp_path_factory):
     port = free_port()
@@ -44,7 +50,8 @@ def app_url(tiny_models, tmp_path_factory):
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    url = ServerURL(f"http://127.0.0.1:{port}")
+    url.server_pid = server.pid
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
@@ -71,12 +78,26 @@ def browser():
 def screenshot(page, name: str) -> None:
     folder = os.environ.get("SKIN_SCREENSHOTS")
     if folder:
-        page.wait_for_timeout(1500)  # let Plotly finish drawing
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        page.set_viewport_size({"width": 1280, "height": 2000})  # Streamlit scrolls inside
+        if page.locator(".stPlotlyChart").count():
+            page.locator(".main-svg").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(2000)  # let the charts finish drawing
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+
+
+def synthetic_lesion(path: Path) -> Path:
+    """A drawn, lesion-like picture: a brown blob on skin tone (no dataset image)."""
+    y, x = np.mgrid[0:150, 0:200]
+    distance = np.hypot((x - 100) / 55, (y - 75) / 40)
+    blob = np.clip(1.2 - distance, 0, 1)[..., None]
+    skin, brown = np.array([228, 182, 160]), np.array([90, 50, 35])
+    noise = np.random.default_rng(0).normal(0, 6, (150, 200, 3))
+    Image.fromarray(np.clip(skin * (1 - blob) + brown * blob + noise, 0, 255).astype(np.uint8)).save(path)
+    return path
 
 
 def test_upload_an_image_and_read_the_prediction(app_url, browser, tmp_path):
-    image = write_image(tmp_path / "lesion.jpg", (180, 60, 60), (200, 150))
+    image = synthetic_lesion(tmp_path / "lesion.jpg")
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(app_url)
     page.get_by_text("Classify a lesion").wait_for(timeout=60_000)

@@ -1,0 +1,57 @@
+"""Several browser sessions against one `streamlit run` server, classifying and
+comparing repeatedly: no errors, the same answers as a single session, and server memory
+that stops growing. Prints sessions, requests, latency percentiles and peak RSS (the
+figures in BENCHMARKS.md); asserts correctness only, never times."""
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests.conftest import write_image
+from tests.test_browser import app_url, browser  # noqa: F401  (shared fixtures)
+
+SESSIONS, ROUNDS = 3, 3
+ANSWER = re.compile(r"best guess is (.+?) \((\d+)%\)|\n([^\n]+\(\w+\)): (\d+)%\n")
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return (int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024)
+
+
+def answer(body: str) -> tuple:
+    match = ANSWER.search(body)
+    assert match, body[:500]
+    return tuple(g for g in match.groups() if g)
+
+
+def test_concurrent_sessions_agree_and_memory_stays_bounded(app_url, browser, tmp_path):  # noqa: F811
+    image = write_image(tmp_path / "lesion.jpg", (150, 70, 60), (200, 150))
+    pages = [browser.new_page() for _ in range(SESSIONS)]
+    latencies, memory, answers, requests = [], [], set(), 0
+    for _ in range(ROUNDS):
+        for view, ready in (("", "Grad-CAM for"), ("compare", "Agreement:")):
+            started = {}
+            for page in pages:  # all sessions ask at once ...
+                page.goto(f"{app_url}/{view}")
+                page.locator('input[type="file"]').first.wait_for(state="attached", timeout=60_000)
+                page.locator('input[type="file"]').first.set_input_files(str(image))
+                started[page] = time.monotonic()
+            for page in pages:  # ... then each answer is awaited
+                page.get_by_text(ready).first.wait_for(timeout=180_000)
+                latencies.append(time.monotonic() - started[page])
+                body = page.inner_text("body")
+                assert "Traceback" not in body and "cannot be used" not in body
+                if view == "":
+                    answers.add(answer(body))
+                requests += 1
+        memory.append(rss_mib(app_url.server_pid))
+    assert len(answers) == 1, f"sessions disagree: {answers}"
+    # After the first round has loaded everything, memory must not keep growing.
+    assert memory[-1][0] <= memory[1][0] * 1.10 + 50, memory
+    p50, p95 = np.percentile(latencies, [50, 95])
+    print(f"\n{SESSIONS} sessions x {ROUNDS} rounds: {requests} requests, 0 errors, page "
+          f"round trip p50 {p50:.1f} s p95 {p95:.1f} s, server RSS per round "
+          f"{[round(m[0]) for m in memory]} MiB, peak {memory[-1][1]:.0f} MiB")
