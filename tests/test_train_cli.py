@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -144,16 +145,22 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
+    # A random point: after a random number of epochs, then a random part of the next.
+    seed = int(os.environ.get("KILL_SEED", time.time()))
+    rng = random.Random(seed)
+    kill_after, extra = rng.randint(1, 9), rng.uniform(0, 1.5)
+    print(f"KILL_SEED={seed}: kill after epoch {kill_after} + {extra:.2f} s")
     state = out / ".work" / "state.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and first.poll() is None:
-        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= 2:
+        if state.is_file() and json.loads(state.read_text())["epochs_done"] >= kill_after:
+            time.sleep(extra)
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     first.send_signal(signal.SIGKILL)
     first.wait()
     done = json.loads(state.read_text())["epochs_done"]
-    assert 2 <= done < 12, "the first run should have been killed mid-way"
+    assert kill_after <= done < 12, "the first run should have been killed mid-way"
     assert not list(out.glob("*.json"))  # no card from a killed run
 
     second = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
