@@ -25,16 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from serving import random_cards  # noqa: E402
-from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, free_port  # noqa: E402
-
-
-def proc_status(pid: int) -> dict:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            fields[key] = int(value.split()[0]) / 1024  # MiB
-    return fields
+from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, free_port, memory_mib  # noqa: E402
 
 
 def main():
@@ -64,7 +55,7 @@ def main():
                     break
                 except OSError:
                     time.sleep(0.5)
-            idle = proc_status(server.pid)
+            idle = memory_mib(server.pid)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
                 page = browser.new_page()
@@ -75,7 +66,7 @@ def main():
                 page.get_by_text("Agreement:").wait_for(timeout=300_000)
                 first = time.monotonic() - started
                 browser.close()
-            loaded = proc_status(server.pid)
+            loaded = memory_mib(server.pid)
         finally:
             server.terminate()
             server.wait(timeout=30)

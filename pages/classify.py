@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import charts
 from pages.common import (
-    disclaimer, ensemble_members, image_input, no_models_message, predictor, registry,
+    disclaimer, image_input, no_models_message, predictor, registry,
 )
 from skin.gradcam import overlay
 from skin.predict import ensemble
@@ -21,7 +21,7 @@ if no_models_message(found):
 image, image_name = image_input("classify")
 left, right = st.columns([1, 2])
 with right:
-    ensemble_names = ensemble_members(found.cards)
+    ensemble_names = found.ensemble_members()
     options = list(found.cards) + ([ENSEMBLE] if len(ensemble_names) > 1 else [])
     choice = st.selectbox("Model", options, key="classify-model")
     tta = st.toggle("Test-time augmentation (average 8 mirrored/rotated views)")

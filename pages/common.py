@@ -11,14 +11,14 @@ import streamlit as st
 
 from skin.cards import CardError
 from skin.fetch import FetchError
-from skin.images import HEIF_SUPPORTED, InvalidImage, read_image
+from skin.images import HEIF_SUFFIXES, HEIF_SUPPORTED, IMAGE_SUFFIXES, InvalidImage, read_image
 from skin.registry import ModelLoadError, Registry, load_model
 
 DISCLAIMER = ("**Research demo, not a medical device.** This output is not a diagnosis and "
               "must not guide any medical decision. See a dermatologist about any lesion "
               "that worries you.")
-UPLOAD_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "gif", "tif", "tiff"] + (
-    ["heic", "heif"] if HEIF_SUPPORTED else [])
+UPLOAD_TYPES = [suffix.lstrip(".") for suffix in
+                IMAGE_SUFFIXES + (HEIF_SUFFIXES if HEIF_SUPPORTED else ())]
 DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000" / "images"
 LOAD_ERRORS = (FetchError, ModelLoadError, CardError, OSError)
 
@@ -75,14 +75,6 @@ def no_models_message(found: Registry) -> bool:
             "runs/NAME` and point `SKIN_MODEL_DIRS` at that folder (or copy the card and "
             "weights into `assets/models/`), then reload this page. See the README.")
     return True
-
-
-def ensemble_members(cards: dict) -> list[str]:
-    """The models an ensemble may average: those with the first model's class list."""
-    if not cards:
-        return []
-    classes = next(iter(cards.values()))["classes"]
-    return [name for name, card in cards.items() if card["classes"] == classes]
 
 
 def sample_folder() -> Path | None:

@@ -6,7 +6,7 @@ import streamlit as st
 
 from pages import charts
 from pages.common import (
-    disclaimer, ensemble_members, image_input, no_models_message, predictor, registry,
+    disclaimer, image_input, no_models_message, predictor, registry,
 )
 from pages.metrics_table import METRICS, metrics_table, styled
 from skin.classes import full_name
@@ -42,7 +42,7 @@ if image is not None:
         votes = Counter(r.label for r in results)
         label, count = votes.most_common(1)[0]
         st.info(f"Agreement: {count} of {len(results)} models say {full_name(label)} ({label}).")
-    same_classes = [m for m in members if m.name in ensemble_members(found.cards)]
+    same_classes = [m for m in members if m.name in found.ensemble_members()]
     if len(same_classes) > 1:
         combined = ensemble(same_classes, image)
         st.markdown(f"**Ensemble** (mean of calibrated probabilities): {combined.name} "

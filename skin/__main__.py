@@ -19,12 +19,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from skin.cards import CardError  # noqa: E402
 from skin.fetch import FetchError, describe, fetch  # noqa: E402
-from skin.images import InvalidImage, read_image  # noqa: E402
+from skin.images import HEIF_SUFFIXES, IMAGE_SUFFIXES, InvalidImage, read_image  # noqa: E402
 from skin.registry import ModelLoadError, Registry, load_model, weights_present  # noqa: E402
 
 USER_ERRORS = (CardError, FetchError, ModelLoadError, InvalidImage)
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff",
-                  ".heic", ".heif")
 
 
 class UsageError(Exception):
@@ -39,8 +37,10 @@ def chosen_cards(registry: Registry, name: str) -> list[dict]:
     if not registry.cards:
         raise UsageError("no models are registered: put model cards in assets/models or "
                          "name a folder of cards in SKIN_MODEL_DIRS")
-    if name in ("all", "ensemble"):
+    if name == "all":
         return list(registry.cards.values())
+    if name == "ensemble":
+        return [registry.cards[n] for n in registry.ensemble_members()]
     return [registry.get(name)]
 
 
@@ -118,7 +118,9 @@ def find_images(folder: Path, ids) -> tuple[dict, list]:
     """id -> file whose name is the id plus an image extension; and the ids without one."""
     if not folder.is_dir():
         raise UsageError(f"--images {folder} is not a folder")
-    by_stem = {p.stem: p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    # HEIC files are found even without pillow-heif, so read_image can say what is missing.
+    suffixes = IMAGE_SUFFIXES + HEIF_SUFFIXES
+    by_stem = {p.stem: p for p in folder.iterdir() if p.suffix.lower() in suffixes}
     return {i: by_stem[i] for i in ids if i in by_stem}, [i for i in ids if i not in by_stem]
 
 

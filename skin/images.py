@@ -26,6 +26,10 @@ try:
 except ImportError:
     HEIF_SUPPORTED = False
 
+# File name endings of the images this project reads; HEIC/HEIF need pillow-heif.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+HEIF_SUFFIXES = (".heic", ".heif")
+
 
 class InvalidImage(ValueError):
     """An input that is not a usable image; the message says why and what to do."""

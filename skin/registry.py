@@ -47,6 +47,13 @@ class Registry:
         registry.cards = dict(sorted(found.items()))
         return registry
 
+    def ensemble_members(self) -> list[str]:
+        """The models an ensemble may average: those with the first model's class list."""
+        if not self.cards:
+            return []
+        classes = next(iter(self.cards.values()))["classes"]
+        return [name for name, card in self.cards.items() if card["classes"] == classes]
+
     def get(self, name: str) -> dict:
         try:
             return self.cards[name]

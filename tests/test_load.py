@@ -5,20 +5,14 @@ figures in BENCHMARKS.md); asserts correctness only, never times."""
 
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 
 from tests.conftest import write_image
-from tests.test_browser import app_url, browser  # noqa: F401  (shared fixtures)
+from tests.test_browser import app_url, browser, memory_mib  # noqa: F401  (shared fixtures)
 
 SESSIONS, ROUNDS = 3, 3
 ANSWER = re.compile(r"best guess is (.+?) \((\d+)%\)|\n([^\n]+\(\w+\)): (\d+)%\n")
-
-
-def rss_mib(pid: int) -> tuple[float, float]:
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
-    return (int(status["VmRSS"].split()[0]) / 1024, int(status["VmHWM"].split()[0]) / 1024)
 
 
 def answer(body: str) -> tuple:
@@ -47,11 +41,11 @@ def test_concurrent_sessions_agree_and_memory_stays_bounded(app_url, browser, tm
                 if view == "":
                     answers.add(answer(body))
                 requests += 1
-        memory.append(rss_mib(app_url.server_pid))
+        memory.append(memory_mib(app_url.server_pid))
     assert len(answers) == 1, f"sessions disagree: {answers}"
     # After the first round has loaded everything, memory must not keep growing.
-    assert memory[-1][0] <= memory[1][0] * 1.10 + 50, memory
+    assert memory[-1]["VmRSS"] <= memory[1]["VmRSS"] * 1.10 + 50, memory
     p50, p95 = np.percentile(latencies, [50, 95])
     print(f"\n{SESSIONS} sessions x {ROUNDS} rounds: {requests} requests, 0 errors, page "
           f"round trip p50 {p50:.1f} s p95 {p95:.1f} s, server RSS per round "
-          f"{[round(m[0]) for m in memory]} MiB, peak {memory[-1][1]:.0f} MiB")
+          f"{[round(m['VmRSS']) for m in memory]} MiB, peak {memory[-1]['VmHWM']:.0f} MiB")

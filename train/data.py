@@ -22,8 +22,8 @@ import pandas as pd
 from PIL import Image
 
 from skin.classes import HAM10000_CLASSES
+from skin.images import IMAGE_SUFFIXES
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MIN_GROUPS_PER_CLASS = 3  # one for each of train, validation and test
 SHOWN_OFFENDERS = 5
 
@@ -77,7 +77,7 @@ def read_class_folders(folder: Path) -> pd.DataFrame:
         (file.stem, str(file), class_dir.name, file.stem)
         for class_dir in sorted(p for p in folder.iterdir() if p.is_dir())
         for file in sorted(class_dir.rglob("*"))
-        if file.suffix.lower() in IMAGE_EXTENSIONS
+        if file.suffix.lower() in IMAGE_SUFFIXES
     ]
     return pd.DataFrame(rows, columns=["image_id", "path", "label", "group"])
 
@@ -102,7 +102,7 @@ def _index_images(folder: Path) -> dict[str, str]:
         Path(name).stem: os.path.join(root, name)
         for root, _, names in os.walk(folder)
         for name in names
-        if Path(name).suffix.lower() in IMAGE_EXTENSIONS
+        if Path(name).suffix.lower() in IMAGE_SUFFIXES
     }
 
 
