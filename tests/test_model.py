@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from skin.backbones import BackboneError, build_classifier
-from train.fit import Phase, Schedule, make_loss, plan_phases
+from train.fit import Phase, Schedule, cosine_learning_rate, make_loss, plan_phases
 from train.model import (
     InitError, backbone_layers, create_model, set_batchnorm_momentum, set_trainable,
 )
@@ -16,7 +16,8 @@ from train.model import (
 def schedule(**changes):
     base = dict(epochs=10, head_epochs=2, unfreeze=5, unfreeze_step=0, unfreeze_every=0,
                 learning_rate=1e-3, fine_tune_learning_rate=1e-4, patience=5, lr_patience=2,
-                monitor="balanced_accuracy", train_batchnorm=False)
+                lr_schedule="plateau", warmup_epochs=0, monitor="balanced_accuracy",
+                train_batchnorm=False)
     return Schedule(**{**base, **changes})
 
 
@@ -32,6 +33,15 @@ def test_gradual_unfreezing_plan():
 
 def test_from_scratch_plan_has_no_head_stage():
     assert plan_phases(schedule(head_epochs=0, unfreeze=10**6), 30) == [Phase(2, 0, 10, 30, 1e-4)]
+
+
+def test_cosine_warms_up_then_decays_to_zero_over_stage_two():
+    plan = schedule(epochs=12, head_epochs=2, warmup_epochs=2, lr_schedule="cosine")
+    rates = [cosine_learning_rate(plan, epoch) for epoch in range(2, 12)]
+    assert rates[:3] == pytest.approx([1e-4 / 3, 2e-4 / 3, 1e-4])  # warm-up, then the peak
+    assert all(a > b for a, b in zip(rates[2:], rates[3:]))  # strictly decreasing
+    assert rates[-1] == pytest.approx(1e-4 * 0.5 * (1 + np.cos(np.pi * 7 / 8)))
+    assert cosine_learning_rate(plan, 12) == pytest.approx(0)  # the end of the last epoch
 
 
 def test_set_trainable_counts_from_the_top_and_keeps_batchnorm_frozen():

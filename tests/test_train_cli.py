@@ -16,6 +16,7 @@ from tests.conftest import ROOT, make_class_folders, make_csv_listing
 from tests.test_model import internet_reachable
 from skin.backbones import build_classifier
 from train.__main__ import main
+from train.fit import Schedule, cosine_learning_rate
 from train.model import backbone_layers, set_trainable
 
 FAST = ["--img-size", "32", "--batch-size", "8", "--bootstrap", "50", "--quiet"]
@@ -137,11 +138,13 @@ def test_imagenet_offline_stops_at_once_and_writes_nothing(tmp_path, capsys):
 
 
 def test_killed_run_resumes_where_it_stopped(tmp_path):
+    """Killed at a random point, the rerun continues the epochs and the cosine schedule."""
     listing = make_csv_listing(tmp_path / "data", per_class=10)
     out = tmp_path / "out"
     command = [sys.executable, "-m", "train", "--data", str(listing), "--backbone",
                "mobilenetv2", "--epochs", "12", "--patience", "100", "--init", "none",
-               "--out", str(out), "--img-size", "32", "--batch-size", "8", "--bootstrap", "20"]
+               "--out", str(out), "--img-size", "32", "--batch-size", "8", "--bootstrap", "20",
+               "--lr-schedule", "cosine", "--warmup-epochs", "2"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True)
@@ -168,4 +171,8 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     assert f"resuming after epoch {done}" in second.stdout
     assert f"epochs {done + 1}-12" in second.stdout
     card = json.loads((out / "mobilenetv2-32.json").read_text())
-    assert [h["epoch"] for h in card["training"]["history"]] == list(range(1, 13))
+    history = card["training"]["history"]
+    assert [h["epoch"] for h in history] == list(range(1, 13))
+    plan = Schedule(**card["training"]["config"]["schedule"])
+    assert [h["learning_rate"] for h in history] == pytest.approx(
+        [cosine_learning_rate(plan, epoch) for epoch in range(12)])

@@ -70,7 +70,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                      default="balanced_accuracy", help="validation score for early "
                      "stopping, checkpointing and learning-rate reduction")
     fit.add_argument("--patience", type=int, default=8)
+    fit.add_argument("--lr-schedule", choices=("plateau", "cosine"), default="cosine",
+                     help="stage 2: halve the rate after --lr-patience epochs without a "
+                     "better score, or a cosine to zero after --warmup-epochs")
     fit.add_argument("--lr-patience", type=int, default=3)
+    fit.add_argument("--warmup-epochs", type=int, default=2)
     fit.add_argument("--strategy", choices=("default", "mirrored", "multi-worker"),
                      default="default", help="tf.distribute strategy")
     out = p.add_argument_group("output")
@@ -211,7 +215,8 @@ def run(args, log) -> Path:
         unfreeze_step=args.unfreeze_step, unfreeze_every=args.unfreeze_every,
         learning_rate=args.lr,
         fine_tune_learning_rate=args.fine_tune_lr or (args.lr if scratch else args.lr / 10),
-        patience=args.patience, lr_patience=args.lr_patience, monitor=args.monitor,
+        patience=args.patience, lr_patience=args.lr_patience, lr_schedule=args.lr_schedule,
+        warmup_epochs=args.warmup_epochs, monitor=args.monitor,
         train_batchnorm=scratch,
     )
     config = {

@@ -4,6 +4,11 @@ Stage 1 trains the head on a frozen backbone; stage 2 unfreezes the last N layer
 lower learning rate, optionally K more every E epochs (gradual unfreezing). Each block
 of epochs with one trainable set is a `Phase`, compiled and fitted on its own.
 
+The stage-2 learning rate either halves after a plateau of validation scores ("plateau")
+or follows a cosine from its start value to zero over the stage's epochs after a linear
+warm-up ("cosine"). The cosine is a function of the epoch number alone, so a resumed run
+picks it up where it stopped.
+
 Early stopping, best-weights checkpointing and learning-rate reduction live in one
 callback, `Monitor`, rather than Keras's EarlyStopping / ModelCheckpoint /
 ReduceLROnPlateau: their counters reset at every `fit` call, and here they must carry
@@ -35,7 +40,9 @@ class Schedule:
     learning_rate: float
     fine_tune_learning_rate: float
     patience: int  # early stopping, in epochs without a better validation score
-    lr_patience: int  # halve the learning rate after this many such epochs
+    lr_patience: int  # "plateau": halve the learning rate after this many such epochs
+    lr_schedule: str  # "plateau" or "cosine"
+    warmup_epochs: int  # "cosine": linear warm-up at the start of stage 2
     monitor: str  # balanced_accuracy or macro_f1
     train_batchnorm: bool
 
@@ -62,6 +69,17 @@ def plan_phases(schedule: Schedule, n_backbone_layers: int) -> list[Phase]:
                             schedule.fine_tune_learning_rate))
         epoch, unfrozen = end, unfrozen + schedule.unfreeze_step
     return phases
+
+
+def cosine_learning_rate(schedule: Schedule, epoch: int) -> float:
+    """Stage 2's learning rate at (0-based) epoch: linear warm-up, then cosine to zero."""
+    start, peak = schedule.head_epochs, schedule.fine_tune_learning_rate
+    step = epoch - start
+    if step < schedule.warmup_epochs:
+        return peak * (step + 1) / (schedule.warmup_epochs + 1)
+    decay_epochs = max(schedule.epochs - start - schedule.warmup_epochs, 1)
+    progress = (step - schedule.warmup_epochs) / decay_epochs
+    return peak * 0.5 * (1 + np.cos(np.pi * progress))
 
 
 def make_loss(name: str, class_weights: np.ndarray, label_smoothing: float):
@@ -121,6 +139,12 @@ class Monitor(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch_started = time.monotonic()
+        if self.follows_cosine():
+            self.state.learning_rate = float(cosine_learning_rate(self.schedule, epoch))
+            self.model.optimizer.learning_rate = self.state.learning_rate
+
+    def follows_cosine(self) -> bool:
+        return self.schedule.lr_schedule == "cosine" and self.state.stage == 2
 
     def on_epoch_end(self, epoch, logs=None):
         probs = self.model.predict(self.val_data, verbose=0)
@@ -133,7 +157,7 @@ class Monitor(keras.callbacks.Callback):
             save_weights(self.model, self.work_dir / "best.weights.h5")
         else:
             state.wait += 1
-            if state.wait % self.schedule.lr_patience == 0:
+            if not self.follows_cosine() and state.wait % self.schedule.lr_patience == 0:
                 state.learning_rate = max(state.learning_rate / 2, self.min_lr)
                 self.model.optimizer.learning_rate = state.learning_rate
             if state.wait >= self.schedule.patience:
