@@ -1,0 +1,157 @@
+"""Weight faults seen from the running app (AppTest, Compare page): each fault is reported
+for its model only while the other model keeps classifying, the download cache is left
+clean, and the first attempt after the fault is fixed succeeds.
+
+One tiny model keeps its weights beside its card (a file source); the other downloads
+them from a server on 127.0.0.1 (a URL source), which the tests break in each way.
+"""
+
+import json
+import shutil
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import streamlit as st
+
+from skin import fetch as fetch_module
+from tests.test_app import jpeg, page, texts
+
+LOCAL, REMOTE = "tiny-mobilenetv2", "tiny-efficientnetb0"
+
+
+class WeightsServer(BaseHTTPRequestHandler):
+    """Serves /weights in the way `mode` says: good, html, truncated, wrong or slow."""
+    weights = b""
+    mode = "good"
+
+    def do_GET(self):
+        body = {"html": b"<!DOCTYPE html><html><body>Quota exceeded</body></html>",
+                "wrong": self.weights[::-1]}.get(self.mode, self.weights)
+        if self.mode == "slow":
+            time.sleep(3)
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body[: len(body) // 2] if self.mode == "truncated" else body)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server():
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), WeightsServer)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_port}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def models(tiny_models, server, tmp_path, monkeypatch):
+    """A copy of the tiny models in which REMOTE's weights live on the server."""
+    folder = tmp_path / "models"
+    shutil.copytree(tiny_models, folder)
+    card_path = folder / f"{REMOTE}.json"
+    card = json.loads(card_path.read_text())
+    weights = folder / card["source"]["file"]
+    WeightsServer.weights, WeightsServer.mode = weights.read_bytes(), "good"
+    weights.unlink()
+    card["source"] = {"url": f"{server}/weights", "sha256": card["source"]["sha256"]}
+    card_path.write_text(json.dumps(card))
+    monkeypatch.setenv("SKIN_MODEL_DIRS", str(folder))
+    monkeypatch.setenv("SKIN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SKIN_SAMPLE_DIR", str(tmp_path / "no-samples"))
+    monkeypatch.setattr(fetch_module, "READ_TIMEOUT_S", 1)
+    st.cache_resource.clear()  # no model loaded by an earlier test
+    yield folder
+    st.cache_resource.clear()
+
+
+def compare_an_upload():
+    at = page("compare")
+    at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def assert_only_unavailable(at, broken: str, working: str, reason: str):
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith(f"Model {broken} is unavailable"), errors
+    assert reason in errors[0], errors[0]
+    shown = texts(at)
+    assert f"**{working}**" in shown and f"**{broken}**" not in shown
+    assert "Agreement: 1 of 1 models" in shown
+
+
+def assert_both_classify(at):
+    assert not at.error, [e.value for e in at.error]
+    assert f"**{LOCAL}**" in texts(at) and f"**{REMOTE}**" in texts(at)
+
+
+def cache_files(models) -> list[str]:
+    cache = models.parent / "cache"
+    return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
+
+
+@pytest.mark.parametrize("mode, reason", [
+    ("html", "HTML page instead of the weights"),
+    ("truncated", "download failed"),
+    ("wrong", "does not match the sha256"),
+    ("slow", "did not answer within 1 s"),
+])
+def test_a_bad_download_affects_that_model_only(models, mode, reason):
+    WeightsServer.mode = mode
+    at = compare_an_upload()
+    assert_only_unavailable(at, REMOTE, LOCAL, reason)
+    assert cache_files(models) == []  # nothing partial or unverified kept
+
+    WeightsServer.mode = "good"  # the source is fixed: the next run of the page succeeds
+    at.run()
+    assert_both_classify(at)
+    assert len(cache_files(models)) == 1 and cache_files(models)[0].startswith(REMOTE)
+
+
+def test_a_source_that_is_down(models, monkeypatch):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    card_path = models / f"{REMOTE}.json"
+    good = card_path.read_text()
+    card = json.loads(good)
+    card["source"]["url"] = f"http://127.0.0.1:{port}/weights"
+    card_path.write_text(json.dumps(card))
+    started = time.monotonic()
+    at = compare_an_upload()
+    assert time.monotonic() - started < 60  # no long hang (the connect timeout is 5 s)
+    assert_only_unavailable(at, REMOTE, LOCAL, "cannot connect")
+    assert cache_files(models) == []
+    card_path.write_text(good)
+    at.run()
+    assert_both_classify(at)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    ("missing", "is missing"),
+    ("truncated", "does not match the sha256"),
+    ("replaced", "does not match the sha256"),
+])
+def test_a_damaged_local_weights_file_affects_that_model_only(models, damage, reason):
+    weights = models / json.loads((models / f"{LOCAL}.json").read_text())["source"]["file"]
+    original = weights.read_bytes()
+    if damage == "missing":
+        weights.unlink()
+    elif damage == "truncated":
+        weights.write_bytes(original[: len(original) // 3])
+    else:
+        weights.write_bytes(b"\x89HDF\r\n\x1a\n" + original[8:][::-1])
+    at = compare_an_upload()
+    assert_only_unavailable(at, LOCAL, REMOTE, reason)
+
+    weights.write_bytes(original)  # restored: the next run of the page succeeds
+    at.run()
+    assert_both_classify(at)
