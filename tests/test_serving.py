@@ -133,3 +133,36 @@ def test_predictor_gradcam_for_the_predicted_and_a_named_class(predictors, red_i
     assert heatmap.ndim == 2 and 0 <= heatmap.min() and heatmap.max() <= 1
     named, _ = predictor.gradcam(red_image, "nv")
     assert named.shape == heatmap.shape
+
+
+@pytest.mark.parametrize("saved_as", ["evil.keras", "evil.h5"])
+def test_code_in_a_model_file_never_runs(tiny_models, tmp_path, saved_as):
+    """A whole-model file whose Lambda layer writes a marker file when the model is
+    rebuilt from it: named as a card's weights, it is refused and its code never runs."""
+    import keras
+
+    from skin.files import file_sha256
+    marker = tmp_path / "code-ran"
+    evil = keras.Sequential([
+        keras.Input((32, 32, 3)),
+        keras.layers.Lambda(eval(  # a literal path: Keras stores the lambda's bytecode
+            f"lambda x: x + 0 * len(str(open({str(marker)!r}, 'w').write('pwned')))")),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(7, activation="softmax"),
+    ])
+    evil.save(tmp_path / saved_as)
+    marker.unlink()  # written while the model was built above
+    # The threat is real: deserialising this file with safe mode off runs the code.
+    keras.saving.load_model(tmp_path / saved_as, safe_mode=False)
+    assert marker.read_text() == "pwned"
+    marker.unlink()
+
+    card = json.loads((tiny_models / "tiny-mobilenetv2.json").read_text())
+    card["source"] = {"file": saved_as, "sha256": file_sha256(tmp_path / saved_as)}
+    (tmp_path / "evil.json").write_text(json.dumps(card))
+    with pytest.raises(ModelLoadError, match="do not fit a mobilenetv2"):
+        load_model(read_card(tmp_path / "evil.json"))
+    assert not marker.exists()
+    with pytest.raises(ValueError, match="safe_mode"):  # and Keras's own default refuses
+        keras.saving.load_model(tmp_path / saved_as)
+    assert not marker.exists()
