@@ -1,8 +1,9 @@
 """Several browser sessions against one `streamlit run` server, classifying and
 comparing repeatedly: no errors, the same answers as a single session, and server memory
-that stops growing. Prints sessions, requests, latency percentiles and peak RSS (the
+that stops growing (SKIN_LOAD_ROUNDS=10 for a longer run). Prints sessions, requests, latency percentiles and peak RSS (the
 figures in BENCHMARKS.md); asserts correctness only, never times."""
 
+import os
 import re
 import time
 
@@ -11,7 +12,8 @@ import numpy as np
 from tests.conftest import write_image
 from tests.test_browser import app_url, browser, memory_mib  # noqa: F401  (shared fixtures)
 
-SESSIONS, ROUNDS = 3, 3
+SESSIONS = 3
+ROUNDS = int(os.environ.get("SKIN_LOAD_ROUNDS", 3))  # more for the memory figures
 ANSWER = re.compile(r"best guess is (.+?) \((\d+)%\)|\n([^\n]+\(\w+\)): (\d+)%\n")
 
 
