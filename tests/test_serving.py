@@ -31,6 +31,7 @@ def test_discovery_from_extra_folders(tiny_models, monkeypatch):
     assert {"tiny-efficientnetb0", "tiny-mobilenetv2"} <= set(registry.cards)
     card = registry.get("tiny-mobilenetv2")
     assert card["source"]["dtype"] == "float16" and card["uncertainty"]["chosen_on"] == "val"
+    assert set(card["evaluation"]["float32"]) >= {"accuracy", "balanced_accuracy", "macro_f1"}
     with pytest.raises(CardError, match="no model named 'nope'"):
         registry.get("nope")
 
