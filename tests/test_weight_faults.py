@@ -17,6 +17,7 @@ import pytest
 import streamlit as st
 
 from skin import fetch as fetch_module
+from skin import registry
 from tests.test_app import jpeg, page, texts
 
 LOCAL, REMOTE = "tiny-mobilenetv2", "tiny-efficientnetb0"
@@ -64,6 +65,7 @@ def models(tiny_models, server, tmp_path, monkeypatch):
     card["source"] = {"url": f"{server}/weights", "sha256": card["source"]["sha256"]}
     card_path.write_text(json.dumps(card))
     monkeypatch.setenv("SKIN_MODEL_DIRS", str(folder))
+    monkeypatch.setattr(registry, "SHIPPED_MODELS", tmp_path / "none")  # these two only
     monkeypatch.setenv("SKIN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("SKIN_SAMPLE_DIR", str(tmp_path / "no-samples"))
     monkeypatch.setattr(fetch_module, "READ_TIMEOUT_S", 1)
