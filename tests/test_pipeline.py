@@ -7,7 +7,8 @@ from PIL import Image
 
 from skin.backbones import BACKBONES
 from skin.preprocessing import center_crop_resize, model_input
-from train.pipeline import image_dataset
+from skin.images import read_image
+from train.pipeline import decode, image_dataset
 
 
 def test_center_crop_keeps_the_middle_and_the_aspect():
@@ -33,6 +34,19 @@ def write_images(folder, n):
         Image.fromarray(np.full((30, 40, 3), 20 * i, np.uint8)).save(path)
         paths.append(str(path))
     return paths
+
+
+@pytest.mark.parametrize("fmt, options", [
+    ("JPEG", {"quality": 90}),  # 4:2:0 chroma subsampling, as in HAM10000
+    ("JPEG", {"quality": 75, "subsampling": 0}),
+    ("PNG", {}),
+])
+def test_training_and_serving_decode_to_identical_pixels(tmp_path, fmt, options):
+    rng = np.random.default_rng(0)
+    pixels = np.clip(rng.normal(128, 60, (150, 200, 3)), 0, 255).astype(np.uint8)
+    path = tmp_path / f"photo.{fmt.lower()}"
+    Image.fromarray(pixels).save(path, fmt, **options)
+    np.testing.assert_array_equal(decode(str(path)).numpy(), read_image(path))
 
 
 def test_batches_have_model_inputs_and_one_hot_labels(tmp_path):

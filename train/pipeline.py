@@ -25,8 +25,18 @@ def augmenter(seed: int) -> keras.Sequential:
 
 
 def decode(path):
-    """A file path -> HxWx3 uint8 (JPEG, PNG, GIF or BMP; the first frame)."""
-    return tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    """A file path -> HxWx3 uint8 (JPEG, PNG, GIF or BMP; the first frame).
+
+    JPEGs use libjpeg's accurate integer IDCT, which gives exactly Pillow's pixels (what
+    the app and `python -m skin` see); TensorFlow's default fast IDCT differs from them by
+    up to 3 levels in most pixels, enough to flip borderline predictions.
+    """
+    raw = tf.io.read_file(path)
+    return tf.cond(
+        tf.io.is_jpeg(raw),
+        lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(raw, channels=3, expand_animations=False),
+    )
 
 
 def load_image(path, size: int):

@@ -4,6 +4,8 @@ The split is a CSV file (image_id, split) that every backbone of one comparison 
 Its sha256 goes into each model card, so two cards can be checked to share a split.
 """
 
+import hashlib
+
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
@@ -73,5 +75,14 @@ def read_split(path) -> pd.Series:
                            "columns image_id and split") from None
 
 
+def split_csv(assignment: pd.Series) -> str:
+    """The text of a split file; its sha256 is the fingerprint model cards record."""
+    return assignment.rename_axis("image_id").reset_index().to_csv(index=False)
+
+
+def split_fingerprint(assignment: pd.Series) -> str:
+    return hashlib.sha256(split_csv(assignment).encode("utf-8")).hexdigest()
+
+
 def write_split(assignment: pd.Series, path) -> None:
-    atomic_write_text(path, assignment.rename_axis("image_id").reset_index().to_csv(index=False))
+    atomic_write_text(path, split_csv(assignment))

@@ -1,0 +1,104 @@
+"""The README's comparison table, measured: every shipped model scored by the serving
+code on the HAM10000 test split (re-made from the cards' seed and checked against their
+split fingerprint), the ensemble's row, parameters, weights size and latency, as Markdown.
+
+    python benchmarks/comparison.py [--data ../shared/data/ham10000] [--repeats 20]
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from skin.images import read_image  # noqa: E402
+from skin.metrics import evaluate  # noqa: E402
+from skin.predict import Predictor, ensemble  # noqa: E402
+from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
+from train.data import load_dataset  # noqa: E402
+from train.split import make_split, split_fingerprint  # noqa: E402
+
+COLUMNS = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"),
+           ("macro-F1", "macro_f1"), ("top-3", "top3_accuracy"), ("AUC (OvR)", "auc_ovr"),
+           ("ECE", "ece")]
+
+
+def test_split(cards: list[dict], data: Path):
+    """The test rows of the split every card was trained on (one split, or an error)."""
+    fingerprints = {c["training"]["split_fingerprint"] for c in cards}
+    seeds = {c["training"]["seed"] for c in cards}
+    if len(fingerprints) != 1 or len(seeds) != 1:
+        sys.exit("error: the models were not trained on one split; no fair comparison")
+    dataset = load_dataset(data)
+    assignment = make_split(dataset.table, seed=seeds.pop())
+    if split_fingerprint(assignment) != fingerprints.pop():
+        sys.exit("error: the split re-made from the cards' seed differs from theirs")
+    return dataset.table[assignment.to_numpy() == "test"]
+
+
+def latency_ms(call, repeats: int) -> float:
+    call()  # the first call traces the graph
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def cell(scores: dict, key: str) -> str:
+    value, interval = scores[key], scores["intervals_95"].get(key)
+    return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
+                                         / "data" / "ham10000"))
+    p.add_argument("--models", default=str(SHIPPED_MODELS))
+    p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    args = p.parse_args()
+
+    registry = Registry.discover([Path(args.models)])
+    cards = list(registry.cards.values())
+    test = test_split(cards, Path(args.data))
+    images = [read_image(path) for path in test["path"]]
+    members = [Predictor(card, load_model(card)) for card in cards]
+    header = "| model | " + " | ".join(c for c, _ in COLUMNS) + \
+        " | parameters | weights | latency (ms) |"
+    rows = [header, "|" + "---|" * (len(COLUMNS) + 4)]
+    all_probs = {}
+    for card, member in zip(cards, members):
+        y = np.array([member.classes.index(label) for label in test["label"]])
+        all_probs[member.name] = member.batch_probabilities(images)
+        scores = evaluate(y, all_probs[member.name], member.classes, args.bootstrap)
+        drift = scores["balanced_accuracy"] - card["evaluation"]["balanced_accuracy"]
+        print(f"{member.name}: balanced accuracy served {scores['balanced_accuracy']:.4f}, "
+              f"card {card['evaluation']['balanced_accuracy']:.4f} ({drift:+.4f})",
+              file=sys.stderr)
+        rows.append(f"| {member.name} | " + " | ".join(cell(scores, k) for _, k in COLUMNS)
+                    + f" | {card['parameters'] / 1e6:.1f} M"
+                    f" | {card['source']['bytes'] / 2**20:.1f} MiB"
+                    f" | {latency_ms(lambda: member.predict(images[0]), args.repeats):.1f} |")
+    same_classes = [m for m in members if m.name in registry.ensemble_members()]
+    if len(same_classes) > 1:
+        y = np.array([same_classes[0].classes.index(label) for label in test["label"]])
+        mean = np.mean([all_probs[m.name] for m in same_classes], axis=0)
+        scores = evaluate(y, mean, same_classes[0].classes, args.bootstrap)
+        total = sum(cards[members.index(m)]["source"]["bytes"] for m in same_classes)
+        rows.append(f"| **ensemble** (mean of {len(same_classes)}) | "
+                    + " | ".join(cell(scores, k) for _, k in COLUMNS)
+                    + f" | {sum(c['parameters'] for c in cards) / 1e6:.1f} M"
+                    f" | {total / 2**20:.1f} MiB"
+                    f" | {latency_ms(lambda: ensemble(same_classes, images[0]), args.repeats):.1f} |")
+    print(f"Test split: n = {len(test)} (lesion-grouped, seed "
+          f"{cards[0]['training']['seed']}); 95% bootstrap intervals.\n")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
