@@ -11,7 +11,6 @@ from pages.common import (
 from skin.gradcam import overlay
 from skin.predict import ensemble
 
-ENSEMBLE = "Ensemble (mean of all models)"
 
 st.title("Classify a lesion")
 found = registry()
@@ -22,7 +21,8 @@ image, image_name = image_input("classify")
 left, right = st.columns([1, 2])
 with right:
     ensemble_names = found.ensemble_members()
-    options = list(found.cards) + ([ENSEMBLE] if len(ensemble_names) > 1 else [])
+    ensemble_label = f"Ensemble (mean of {len(ensemble_names)} models)"
+    options = list(found.cards) + ([ensemble_label] if len(ensemble_names) > 1 else [])
     choice = st.selectbox("Model", options, key="classify-model")
     tta = st.toggle("Test-time augmentation (average 8 mirrored/rotated views)")
     top_k = st.slider("Classes shown", 1, 7, 3)
@@ -30,11 +30,11 @@ if image is None:
     st.info("Upload an image, take a photo or pick a sample to classify it.")
     st.stop()
 
-names = ensemble_names if choice == ENSEMBLE else [choice]
+names = ensemble_names if choice == ensemble_label else [choice]
 members = [p for p in (predictor(found.cards[n]) for n in names) if p is not None]
 if not members:
     st.stop()
-result = ensemble(members, image, top_k, tta) if choice == ENSEMBLE else \
+result = ensemble(members, image, top_k, tta) if choice == ensemble_label else \
     members[0].predict(image, top_k, tta)
 
 with right:

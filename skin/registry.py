@@ -48,11 +48,12 @@ class Registry:
         return registry
 
     def ensemble_members(self) -> list[str]:
-        """The models an ensemble may average: those with the first model's class list."""
-        if not self.cards:
-            return []
-        classes = next(iter(self.cards.values()))["classes"]
-        return [name for name, card in self.cards.items() if card["classes"] == classes]
+        """The models an ensemble may average: the largest set sharing one class list
+        (on a tie, the set of the first model by name)."""
+        groups = {}
+        for name, card in self.cards.items():
+            groups.setdefault(tuple(card["classes"]), []).append(name)
+        return max(groups.values(), key=len, default=[])
 
     def get(self, name: str) -> dict:
         try:

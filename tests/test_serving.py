@@ -167,3 +167,13 @@ def test_code_in_a_model_file_never_runs(tiny_models, tmp_path, saved_as):
     with pytest.raises(ValueError, match="safe_mode"):  # and Keras's own default refuses
         keras.saving.load_model(tmp_path / saved_as)
     assert not marker.exists()
+
+
+def test_the_ensemble_takes_the_largest_set_of_models_sharing_classes():
+    seven, three = list("abcdefg"), list("abc")
+    registry = Registry(cards={"a-seven": {"classes": seven}, "b-three": {"classes": three},
+                               "c-three": {"classes": three}})
+    assert registry.ensemble_members() == ["b-three", "c-three"]
+    registry.cards["d-seven"] = {"classes": seven}  # a tie: the first model's set
+    assert registry.ensemble_members() == ["a-seven", "d-seven"]
+    assert Registry().ensemble_members() == []

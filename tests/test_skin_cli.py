@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from skin.registry import SHIPPED_MODELS
 from tests.conftest import CLASS_COLOURS, ROOT, write_image
 from tests.corpus import CORPUS
 
@@ -44,7 +45,8 @@ def test_predict_json_and_text(tiny_models, labelled_folder):
     result = run_skin("predict", str(image), "--model", "all", "--json", models_dir=tiny_models)
     assert result.returncode == 0, result.stderr
     predictions = json.loads(result.stdout)["predictions"][str(image)]
-    assert {p["model"] for p in predictions} == {"tiny-mobilenetv2", "tiny-efficientnetb0"}
+    shipped = {p.stem for p in SHIPPED_MODELS.glob("*.json")}  # served alongside
+    assert {p["model"] for p in predictions} == {"tiny-mobilenetv2", "tiny-efficientnetb0"} | shipped
     assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-4 for p in predictions)
     text = run_skin("predict", str(image), "--model", "ensemble", "--tta", models_dir=tiny_models)
     assert text.returncode == 0 and "ensemble(" in text.stdout
