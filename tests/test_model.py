@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from skin.backbones import BackboneError, build_classifier
-from train.fit import Phase, Schedule, cosine_learning_rate, make_loss, plan_phases
+from train.fit import (
+    Phase, Schedule, TrainingState, cosine_learning_rate, make_loss, plan_phases,
+)
 from train.model import (
     InitError, backbone_layers, create_model, set_batchnorm_momentum, set_trainable,
 )
@@ -42,6 +44,18 @@ def test_cosine_warms_up_then_decays_to_zero_over_stage_two():
     assert all(a > b for a, b in zip(rates[2:], rates[3:]))  # strictly decreasing
     assert rates[-1] == pytest.approx(1e-4 * 0.5 * (1 + np.cos(np.pi * 7 / 8)))
     assert cosine_learning_rate(plan, 12) == pytest.approx(0)  # the end of the last epoch
+
+
+def test_a_rerun_resumes_with_more_patience_but_not_with_another_schedule(tmp_path):
+    config = {"backbone": "mobilenetv2", "schedule": schedule().__dict__}
+    state = TrainingState(config=config, epochs_done=7, best_score=0.5, history=[{}] * 7)
+    state.save(tmp_path)
+    (tmp_path / "last.weights.h5").write_bytes(b"weights")
+    patient = {**config, "schedule": schedule(patience=40).__dict__}
+    resumed = TrainingState.resume_or_new(tmp_path, patient)
+    assert resumed.epochs_done == 7 and resumed.config == patient
+    longer = {**config, "schedule": schedule(epochs=20).__dict__}
+    assert TrainingState.resume_or_new(tmp_path, longer).epochs_done == 0
 
 
 def test_set_trainable_counts_from_the_top_and_keeps_batchnorm_frozen():

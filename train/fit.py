@@ -116,15 +116,22 @@ class TrainingState:
 
     @classmethod
     def resume_or_new(cls, work_dir: Path, config: dict) -> "TrainingState":
+        """Continue the saved run if it had this configuration, or one that differs only
+        in early-stopping patience (which changes nothing already done); else start anew."""
         path = work_dir / "state.json"
         if path.is_file() and (work_dir / "last.weights.h5").is_file():
             saved = json.loads(path.read_text())
-            if saved["config"] == config:
+            if _without_patience(saved["config"]) == _without_patience(config):
+                saved["config"] = config
                 return cls(**saved)
         return cls(config=config, history=[])
 
     def save(self, work_dir: Path) -> None:
         atomic_write_text(work_dir / "state.json", json.dumps(asdict(self), indent=1))
+
+
+def _without_patience(config: dict) -> dict:
+    return {**config, "schedule": {k: v for k, v in config["schedule"].items() if k != "patience"}}
 
 
 class Monitor(keras.callbacks.Callback):
