@@ -81,12 +81,21 @@ def browser():
         chromium.close()
 
 
+# The script has finished (no "Running" widget, no skeleton placeholders) and every
+# Plotly chart and data frame on the page has drawn.
+PAGE_DRAWN = """() => {
+    const all = (selector) => Array.from(document.querySelectorAll(selector));
+    return all('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]').length === 0
+        && all('.stPlotlyChart').every((chart) => chart.querySelector('.main-svg'))
+        && all('[data-testid="stDataFrame"]').every((frame) => frame.querySelector('canvas'));
+}"""
+
+
 def screenshot(page, name: str) -> None:
     folder = os.environ.get("SKIN_SCREENSHOTS")
     if folder:
         page.set_viewport_size({"width": 1280, "height": 2000})  # Streamlit scrolls inside
-        if page.locator(".stPlotlyChart").count():
-            page.locator(".main-svg").first.wait_for(timeout=30_000)
+        page.wait_for_function(PAGE_DRAWN, timeout=60_000)
         page.wait_for_timeout(2000)  # let the charts finish drawing
         page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
