@@ -18,8 +18,8 @@ from skin.images import read_image  # noqa: E402
 from skin.metrics import evaluate  # noqa: E402
 from skin.predict import Predictor, ensemble  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
-from train.data import load_dataset  # noqa: E402
-from train.split import make_split, split_fingerprint  # noqa: E402
+from train.data import DatasetError, load_dataset  # noqa: E402
+from train.split import remade_split_rows  # noqa: E402
 
 COLUMNS = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"),
            ("macro-F1", "macro_f1"), ("top-3", "top3_accuracy"), ("AUC (OvR)", "auc_ovr"),
@@ -32,11 +32,10 @@ def test_split(cards: list[dict], data: Path):
     seeds = {c["training"]["seed"] for c in cards}
     if len(fingerprints) != 1 or len(seeds) != 1:
         sys.exit("error: the models were not trained on one split; no fair comparison")
-    dataset = load_dataset(data)
-    assignment = make_split(dataset.table, seed=seeds.pop())
-    if split_fingerprint(assignment) != fingerprints.pop():
-        sys.exit("error: the split re-made from the cards' seed differs from theirs")
-    return dataset.table[assignment.to_numpy() == "test"]
+    try:
+        return remade_split_rows(load_dataset(data).table, seeds.pop(), fingerprints.pop())
+    except DatasetError as e:
+        sys.exit(f"error: {e}")
 
 
 def latency_ms(call, repeats: int) -> float:

@@ -7,55 +7,22 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from skin import fetch as fetch_module
 from skin.cards import read_card
 from skin.fetch import FetchError, drive_url, fetch
+from tests.weights_server import url_of_a_closed_port, weights_server
 
 WEIGHTS = b"\x89HDF\r\n\x1a\n" + bytes(range(256)) * 400  # looks like an HDF5 file
 SHA256 = hashlib.sha256(WEIGHTS).hexdigest()
 
 
-class Routes(BaseHTTPRequestHandler):
-    bodies = {}
-
-    def do_GET(self):
-        if self.path == "/slow":
-            time.sleep(3)
-        if self.path == "/truncated":
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(WEIGHTS)))
-            self.end_headers()
-            self.wfile.write(WEIGHTS[: len(WEIGHTS) // 2])
-            self.close_connection = True
-            return
-        body = self.bodies.get(self.path)
-        if body is None:
-            self.send_error(404)
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def server():
-    Routes.bodies = {"/good": WEIGHTS, "/wrong": WEIGHTS[::-1], "/slow": WEIGHTS,
-                     "/html": b"<!DOCTYPE html><html><body>Google Drive - Quota exceeded"
-                              b"</body></html>"}
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Routes)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+    with weights_server(WEIGHTS) as server:
+        yield server
 
 
 @pytest.fixture
@@ -77,34 +44,35 @@ def leftovers(folder):
 
 
 def test_good_download_is_verified_cached_and_reused(server, cache, tmp_path):
-    card = card_for(tmp_path, {"url": f"{server}/good"})
+    card = card_for(tmp_path, {"url": server.url})
     path = fetch(card)
     assert path.read_bytes() == WEIGHTS and path.parent == cache
     assert leftovers(cache) == [path.name]  # no temporary files
-    Routes.bodies.clear()  # the server forgets the file: the cache is used
+    server.fault = "gone"  # the server forgets the file: the cache is used
     assert fetch(card) == path
 
 
-@pytest.mark.parametrize("route, reason", [
-    ("/wrong", "does not match the sha256"),
-    ("/truncated", "download failed"),
-    ("/html", "HTML page instead of the weights"),
+@pytest.mark.parametrize("fault, reason", [
+    ("wrong", "does not match the sha256"),
+    ("truncated", "download failed"),
+    ("html", "HTML page instead of the weights"),
+    ("gone", "download failed"),
 ])
-def test_bad_downloads_are_deleted_and_reported(server, cache, tmp_path, route, reason):
-    card = card_for(tmp_path, {"url": f"{server}{route}"})
+def test_bad_downloads_are_deleted_and_reported(server, cache, tmp_path, fault, reason):
+    card = card_for(tmp_path, {"url": server.url})
+    server.fault = fault
     with pytest.raises(FetchError, match=reason) as caught:
         fetch(card)
-    assert "model tiny" in str(caught.value) and route in str(caught.value)
+    assert "model tiny" in str(caught.value) and server.url in str(caught.value)
     assert leftovers(cache) == []
-    Routes.bodies[route] = WEIGHTS  # the source is fixed: the next attempt succeeds
-    if route == "/truncated":
-        card = card_for(tmp_path, {"url": f"{server}/good"})
+    server.fault = None  # the source is fixed: the next attempt succeeds
     assert fetch(card).read_bytes() == WEIGHTS
 
 
 def test_a_stalled_server_times_out_in_seconds(server, cache, tmp_path, monkeypatch):
     monkeypatch.setattr(fetch_module, "READ_TIMEOUT_S", 1)
-    card = card_for(tmp_path, {"url": f"{server}/slow"})
+    card = card_for(tmp_path, {"url": server.url})
+    server.fault = "slow"
     started = time.monotonic()
     with pytest.raises(FetchError, match="did not answer"):
         fetch(card)
@@ -113,16 +81,13 @@ def test_a_stalled_server_times_out_in_seconds(server, cache, tmp_path, monkeypa
 
 
 def test_a_server_that_is_down(cache, tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
     with pytest.raises(FetchError, match="cannot connect"):
-        fetch(card_for(tmp_path, {"url": f"http://127.0.0.1:{port}/good"}))
+        fetch(card_for(tmp_path, {"url": url_of_a_closed_port()}))
     assert leftovers(cache) == []
 
 
 def test_a_damaged_cache_entry_is_downloaded_again(server, cache, tmp_path):
-    card = card_for(tmp_path, {"url": f"{server}/good"})
+    card = card_for(tmp_path, {"url": server.url})
     path = fetch(card)
     path.write_bytes(b"garbage")
     assert fetch(card).read_bytes() == WEIGHTS

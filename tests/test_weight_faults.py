@@ -8,10 +8,7 @@ them from a server on 127.0.0.1 (a URL source), which the tests break in each wa
 
 import json
 import shutil
-import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import streamlit as st
@@ -19,37 +16,16 @@ import streamlit as st
 from skin import fetch as fetch_module
 from skin import registry
 from tests.test_app import jpeg, page, texts
+from tests.weights_server import url_of_a_closed_port, weights_server
 
 LOCAL, REMOTE = "tiny-mobilenetv2", "tiny-efficientnetb0"
 
 
-class WeightsServer(BaseHTTPRequestHandler):
-    """Serves /weights in the way `mode` says: good, html, truncated, wrong or slow."""
-    weights = b""
-    mode = "good"
-
-    def do_GET(self):
-        body = {"html": b"<!DOCTYPE html><html><body>Quota exceeded</body></html>",
-                "wrong": self.weights[::-1]}.get(self.mode, self.weights)
-        if self.mode == "slow":
-            time.sleep(3)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body[: len(body) // 2] if self.mode == "truncated" else body)
-        self.close_connection = True
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def server():
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), WeightsServer)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_port}"
-    httpd.shutdown()
-    httpd.server_close()
+def server(tiny_models):
+    card = json.loads((tiny_models / f"{REMOTE}.json").read_text())
+    with weights_server((tiny_models / card["source"]["file"]).read_bytes()) as server:
+        yield server
 
 
 @pytest.fixture
@@ -59,10 +35,8 @@ def models(tiny_models, server, tmp_path, monkeypatch):
     shutil.copytree(tiny_models, folder)
     card_path = folder / f"{REMOTE}.json"
     card = json.loads(card_path.read_text())
-    weights = folder / card["source"]["file"]
-    WeightsServer.weights, WeightsServer.mode = weights.read_bytes(), "good"
-    weights.unlink()
-    card["source"] = {"url": f"{server}/weights", "sha256": card["source"]["sha256"]}
+    (folder / card["source"]["file"]).unlink()
+    card["source"] = {"url": server.url, "sha256": card["source"]["sha256"]}
     card_path.write_text(json.dumps(card))
     monkeypatch.setenv("SKIN_MODEL_DIRS", str(folder))
     monkeypatch.setattr(registry, "SHIPPED_MODELS", tmp_path / "none")  # these two only
@@ -100,32 +74,29 @@ def cache_files(models) -> list[str]:
     return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
 
 
-@pytest.mark.parametrize("mode, reason", [
+@pytest.mark.parametrize("fault, reason", [
     ("html", "HTML page instead of the weights"),
     ("truncated", "download failed"),
     ("wrong", "does not match the sha256"),
     ("slow", "did not answer within 1 s"),
 ])
-def test_a_bad_download_affects_that_model_only(models, mode, reason):
-    WeightsServer.mode = mode
+def test_a_bad_download_affects_that_model_only(models, server, fault, reason):
+    server.fault = fault
     at = compare_an_upload()
     assert_only_unavailable(at, REMOTE, LOCAL, reason)
     assert cache_files(models) == []  # nothing partial or unverified kept
 
-    WeightsServer.mode = "good"  # the source is fixed: the next run of the page succeeds
+    server.fault = None  # the source is fixed: the next run of the page succeeds
     at.run()
     assert_both_classify(at)
     assert len(cache_files(models)) == 1 and cache_files(models)[0].startswith(REMOTE)
 
 
 def test_a_source_that_is_down(models, monkeypatch):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed again: nothing listens there
     card_path = models / f"{REMOTE}.json"
     good = card_path.read_text()
     card = json.loads(good)
-    card["source"]["url"] = f"http://127.0.0.1:{port}/weights"
+    card["source"]["url"] = url_of_a_closed_port()
     card_path.write_text(json.dumps(card))
     started = time.monotonic()
     at = compare_an_upload()

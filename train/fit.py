@@ -135,8 +135,9 @@ def _without_patience(config: dict) -> dict:
 
 
 class Monitor(keras.callbacks.Callback):
-    """After each epoch: validation metrics, best checkpoint, LR on plateau, early
-    stopping, and the resume checkpoint (weights first, then the state that names them)."""
+    """Each epoch: the learning rate (the cosine's value at its start, or halved after a
+    plateau at its end), validation metrics, best checkpoint, early stopping, and the
+    resume checkpoint (weights first, then the state that names them)."""
 
     def __init__(self, state, schedule, work_dir, val_data, val_labels, log, min_lr=1e-6):
         super().__init__()

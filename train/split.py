@@ -86,3 +86,16 @@ def split_fingerprint(assignment: pd.Series) -> str:
 
 def write_split(assignment: pd.Series, path) -> None:
     atomic_write_text(path, split_csv(assignment))
+
+
+def remade_split_rows(table: pd.DataFrame, seed: int, fingerprint: str,
+                      side: str = "test") -> pd.DataFrame:
+    """One side of a model card's split, re-made from its seed instead of read from the
+    training run's folder; DatasetError unless the re-made split is the card's own (the
+    dataset or the splitting code changed since the model was trained)."""
+    assignment = make_split(table, seed=seed)
+    if split_fingerprint(assignment) != fingerprint:
+        raise DatasetError(f"the split re-made from seed {seed} is not the one the model "
+                           "was trained on (its fingerprint differs): the dataset or the "
+                           "splitting code has changed")
+    return table[assignment.to_numpy() == side]
