@@ -88,10 +88,10 @@ def main() -> None:
         y = np.array([same_classes[0].classes.index(label) for label in test["label"]])
         mean = np.mean([all_probs[m.name] for m in same_classes], axis=0)
         scores = evaluate(y, mean, same_classes[0].classes, args.bootstrap)
-        total = sum(cards[members.index(m)]["source"]["bytes"] for m in same_classes)
+        total = sum(m.card["source"]["bytes"] for m in same_classes)
         rows.append(f"| **ensemble** (mean of {len(same_classes)}) | "
                     + " | ".join(cell(scores, k) for _, k in COLUMNS)
-                    + f" | {sum(c['parameters'] for c in cards) / 1e6:.1f} M"
+                    + f" | {sum(m.card['parameters'] for m in same_classes) / 1e6:.1f} M"
                     f" | {total / 2**20:.1f} MiB"
                     f" | {latency_ms(lambda: ensemble(same_classes, images[0]), args.repeats):.1f} |")
     print(f"Test split: n = {len(test)} (lesion-grouped, seed "

@@ -3,7 +3,7 @@
     python -m skin models
     python -m skin fetch [--model NAME|all]
     python -m skin predict IMAGE... [--model NAME|all|ensemble] [--tta] [--json]
-    python -m skin evaluate --images DIR --labels CSV [--model NAME|all] [--json]
+    python -m skin evaluate --images DIR --labels CSV [--model NAME|all|ensemble] [--json]
 
 Errors exit non-zero with one line; progress goes to stderr; --json puts one JSON
 object on stdout.
@@ -125,6 +125,7 @@ def find_images(folder: Path, ids) -> tuple[dict, list]:
 
 
 def cmd_evaluate(args, registry):
+    import numpy as np
     import pandas as pd
 
     from skin.metrics import evaluate
@@ -146,6 +147,9 @@ def cmd_evaluate(args, registry):
         if unknown:
             raise UsageError(f"labels outside the classes of {card['name']} "
                              f"({', '.join(card['classes'])}): {', '.join(unknown)}")
+    def true_indices(card):
+        return [card["classes"].index(label) for label in labels[args.label_column]]
+
     progress(f"reading {len(files)} images ...")
     images = []
     for image_id in labels[args.id_column]:
@@ -153,18 +157,27 @@ def cmd_evaluate(args, registry):
             images.append(read_image(files[image_id]))
         except InvalidImage as e:
             raise InvalidImage(f"{files[image_id]}: {e}") from None
-    report = {}
+    report, probs = {}, {}
     for predictor in predictors(cards):
         progress(f"predicting with {predictor.name} ...")
-        probs = predictor.batch_probabilities(images)
-        y = [predictor.classes.index(label) for label in labels[args.label_column]]
-        report[predictor.name] = evaluate(y, probs, predictor.classes,
-                                          n_resamples=args.bootstrap)
+        probs[predictor.name] = predictor.batch_probabilities(images)
+        if args.model != "ensemble":
+            report[predictor.name] = evaluate(true_indices(predictor.card), probs[predictor.name],
+                                              predictor.classes, n_resamples=args.bootstrap)
+    members = [name for name in registry.ensemble_members() if name in probs]
+    if args.model == "ensemble" or (args.model == "all" and len(members) > 1):
+        classes = registry.cards[members[0]]["classes"]
+        mean = np.mean([probs[name] for name in members], axis=0)
+        report["ensemble"] = {"members": members, **evaluate(
+            true_indices(registry.cards[members[0]]), mean, classes,
+            n_resamples=args.bootstrap)}
     if args.json:
         print(json.dumps({"models": report}, indent=1))
         return 0
     for name, m in report.items():
         auc = "n/a" if m["auc_ovr"] is None else f"{m['auc_ovr']:.3f}"
+        if name == "ensemble":
+            name = f"ensemble (mean of {', '.join(m['members'])})"
         print(f"{name}: n={m['n']} accuracy {m['accuracy']:.3f} balanced_accuracy "
               f"{m['balanced_accuracy']:.3f} macro_f1 {m['macro_f1']:.3f} weighted_f1 "
               f"{m['weighted_f1']:.3f} top3 {m['top3_accuracy']:.3f} auc_ovr {auc} "
@@ -191,7 +204,9 @@ def parse_args(argv=None):
     ev.add_argument("--labels", required=True)
     ev.add_argument("--id-column", default="image_id")
     ev.add_argument("--label-column", default="dx")
-    ev.add_argument("--model", default="all")
+    ev.add_argument("--model", default="all",
+                    help="NAME, all (each model, and the ensemble when there are two or "
+                         "more), or ensemble")
     ev.add_argument("--bootstrap", type=int, default=200, help="resamples for 95%% intervals")
     ev.add_argument("--json", action="store_true")
     return p.parse_args(argv)

@@ -5,9 +5,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pandas as pd
 import pytest
+from sklearn.metrics import confusion_matrix
 
-from skin.registry import SHIPPED_MODELS
+from skin.registry import SHIPPED_MODELS, Registry
 from tests.conftest import CLASS_COLOURS, ROOT, write_image
 from tests.corpus import CORPUS
 
@@ -97,6 +100,39 @@ def test_evaluate_json_keys(tiny_models, labelled_folder):
         assert key in report
     assert report["n"] == 12 and sum(map(sum, report["confusion_matrix"])) == 12
     assert "predicting with tiny-mobilenetv2" in result.stderr
+
+
+def test_evaluate_scores_the_ensemble_as_the_mean_of_its_members(tiny_models, labelled_folder):
+    def report(model):
+        result = run_skin("evaluate", "--images", str(labelled_folder / "images"),
+                          "--labels", str(labelled_folder / "labels.csv"), "--model", model,
+                          "--json", "--bootstrap", "20", models_dir=tiny_models)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["models"]
+
+    registry = Registry.discover([SHIPPED_MODELS, tiny_models])  # what the command sees
+    every = report("all")
+    assert set(every) == {*registry.cards, "ensemble"}
+    members = every["ensemble"]["members"]
+    assert members == registry.ensemble_members() and len(members) >= 2
+    assert {"tiny-efficientnetb0", "tiny-mobilenetv2"} <= set(members)
+    assert every["ensemble"]["n"] == 12
+
+    from skin.images import read_image
+    from skin.metrics import summary_metrics
+    from skin.predict import Predictor
+    from skin.registry import load_model
+    labels = pd.read_csv(labelled_folder / "labels.csv")
+    images = [read_image(labelled_folder / "images" / f"{i}.jpg") for i in labels["image_id"]]
+    cards = [registry.cards[name] for name in members]
+    mean = np.mean([Predictor(card, load_model(card)).batch_probabilities(images)
+                    for card in cards], axis=0)
+    y = [cards[0]["classes"].index(label) for label in labels["dx"]]
+    expected = confusion_matrix(y, mean.argmax(axis=1), labels=range(len(cards[0]["classes"])))
+    assert every["ensemble"]["confusion_matrix"] == expected.tolist()
+    assert every["ensemble"]["macro_f1"] == pytest.approx(summary_metrics(y, mean)["macro_f1"])
+    assert report("ensemble") == {"ensemble": every["ensemble"]}
+    assert set(report("tiny-mobilenetv2")) == {"tiny-mobilenetv2"}
 
 
 def test_evaluate_refuses_labels_outside_the_classes(tiny_models, labelled_folder, tmp_path):
