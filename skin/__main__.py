@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from skin.cards import CardError  # noqa: E402
@@ -124,35 +126,61 @@ def find_images(folder: Path, ids) -> tuple[dict, list]:
     return {i: by_stem[i] for i in ids if i in by_stem}, [i for i in ids if i not in by_stem]
 
 
-def cmd_evaluate(args, registry):
-    import numpy as np
+def read_labels(path, id_column: str, label_column: str, codes: list[str]):
+    """image id -> class code, from a column of codes in any case ("MEL" or "mel") or, as
+    in the ISIC 2018 ground truth, from one column per class holding 1 for the true one."""
     import pandas as pd
-
-    from skin.metrics import evaluate
     try:
-        labels = pd.read_csv(args.labels, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read --labels {args.labels}: {e}") from None
-    for column in (args.id_column, args.label_column):
-        if column not in labels.columns:
-            raise UsageError(f"{args.labels} has no column {column!r}; it has "
-                             f"{', '.join(labels.columns)}")
-    files, missing = find_images(Path(args.images), labels[args.id_column].tolist())
+        raise UsageError(f"cannot read --labels {path}: {e}") from None
+    has = f"it has {', '.join(table.columns)}"
+    if id_column not in table.columns:
+        raise UsageError(f"{path} has no column {id_column!r} (name the image id column "
+                         f"with --id-column); {has}")
+    ids = table[id_column].str.strip()
+    repeated = sorted(set(ids[ids.duplicated()]))
+    if repeated:
+        raise UsageError(f"{path} lists {len(repeated)} images twice: {', '.join(repeated[:5])}")
+    if label_column in table.columns:
+        return pd.Series(table[label_column].str.strip().str.lower().to_numpy(), index=ids)
+    per_class = {c.strip().lower(): c for c in table.columns}
+    if not all(code in per_class for code in codes):
+        raise UsageError(f"{path} has no column {label_column!r} (name the label column "
+                         f"with --label-column) and no column for each class "
+                         f"({', '.join(codes)}); {has}")
+    try:
+        one_hot = table[[per_class[code] for code in codes]].astype(float).to_numpy()
+    except ValueError:
+        one_hot = np.full((len(table), len(codes)), np.nan)
+    unclear = ids[~(np.isin(one_hot, (0, 1)).all(axis=1) & (one_hot.sum(axis=1) == 1))]
+    if len(unclear):
+        raise UsageError(f"{len(unclear)} rows of {path} do not mark exactly one class "
+                         f"with 1 and the others with 0: {', '.join(unclear[:5])}")
+    return pd.Series(np.array(codes)[one_hot.argmax(axis=1)], index=ids)
+
+
+def cmd_evaluate(args, registry):
+    from skin.metrics import evaluate
+    cards = chosen_cards(registry, args.model)
+    codes = list(dict.fromkeys(code for card in cards for code in card["classes"]))
+    labels = read_labels(args.labels, args.id_column, args.label_column, codes)
+    files, missing = find_images(Path(args.images), labels.index.tolist())
     if missing:
         raise UsageError(f"{len(missing)} listed images have no file in {args.images}: "
                          f"{', '.join(missing[:5])}")
-    cards = chosen_cards(registry, args.model)
     for card in cards:
-        unknown = sorted(set(labels[args.label_column]) - set(card["classes"]))
+        unknown = sorted(set(labels) - set(card["classes"]))
         if unknown:
             raise UsageError(f"labels outside the classes of {card['name']} "
                              f"({', '.join(card['classes'])}): {', '.join(unknown)}")
+
     def true_indices(card):
-        return [card["classes"].index(label) for label in labels[args.label_column]]
+        return [card["classes"].index(label) for label in labels]
 
     progress(f"reading {len(files)} images ...")
     images = []
-    for image_id in labels[args.id_column]:
+    for image_id in labels.index:
         try:
             images.append(read_image(files[image_id]))
         except InvalidImage as e:
