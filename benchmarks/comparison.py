@@ -19,7 +19,7 @@ from skin.metrics import evaluate  # noqa: E402
 from skin.predict import Predictor, ensemble  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
 from train.data import DatasetError, load_dataset  # noqa: E402
-from train.split import remade_split_rows  # noqa: E402
+from train.split import remade_test_rows  # noqa: E402
 
 COLUMNS = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"),
            ("macro-F1", "macro_f1"), ("top-3", "top3_accuracy"), ("AUC (OvR)", "auc_ovr"),
@@ -33,7 +33,7 @@ def test_split(cards: list[dict], data: Path):
     if len(fingerprints) != 1 or len(seeds) != 1:
         sys.exit("error: the models were not trained on one split; no fair comparison")
     try:
-        return remade_split_rows(load_dataset(data).table, seeds.pop(), fingerprints.pop())
+        return remade_test_rows(load_dataset(data).table, seeds.pop(), fingerprints.pop())
     except DatasetError as e:
         sys.exit(f"error: {e}")
 

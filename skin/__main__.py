@@ -127,37 +127,60 @@ def find_images(folder: Path, ids) -> tuple[dict, list]:
 
 
 def read_labels(path, id_column: str, label_column: str, codes: list[str]):
-    """image id -> class code, from a column of codes in any case ("MEL" or "mel") or, as
-    in the ISIC 2018 ground truth, from one column per class holding 1 for the true one."""
+    """image id -> class code, from a column of codes or, as in the ISIC 2018 ground
+    truth, from one 1/0 column per class (every column but the id). Codes match the
+    models' in any case ("MEL" is "mel")."""
     import pandas as pd
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read --labels {path}: {e}") from None
+    table.columns = [c.strip() for c in table.columns]
     has = f"it has {', '.join(table.columns)}"
     if id_column not in table.columns:
         raise UsageError(f"{path} has no column {id_column!r} (name the image id column "
                          f"with --id-column); {has}")
     ids = table[id_column].str.strip()
-    repeated = sorted(set(ids[ids.duplicated()]))
-    if repeated:
-        raise UsageError(f"{path} lists {len(repeated)} images twice: {', '.join(repeated[:5])}")
+    blank, repeated = ids[ids == ""].index, sorted(set(ids[ids.duplicated()]))
+    if len(blank) or repeated:
+        raise UsageError(f"{path}: every image needs one row with its id; "
+                         + (f"rows {', '.join(str(i + 2) for i in blank[:5])} have none"
+                            if len(blank) else f"repeated: {', '.join(repeated[:5])}"))
     if label_column in table.columns:
-        return pd.Series(table[label_column].str.strip().str.lower().to_numpy(), index=ids)
-    per_class = {c.strip().lower(): c for c in table.columns}
-    if not all(code in per_class for code in codes):
-        raise UsageError(f"{path} has no column {label_column!r} (name the label column "
-                         f"with --label-column) and no column for each class "
-                         f"({', '.join(codes)}); {has}")
-    try:
-        one_hot = table[[per_class[code] for code in codes]].astype(float).to_numpy()
-    except ValueError:
-        one_hot = np.full((len(table), len(codes)), np.nan)
-    unclear = ids[~(np.isin(one_hot, (0, 1)).all(axis=1) & (one_hot.sum(axis=1) == 1))]
-    if len(unclear):
-        raise UsageError(f"{len(unclear)} rows of {path} do not mark exactly one class "
-                         f"with 1 and the others with 0: {', '.join(unclear[:5])}")
-    return pd.Series(np.array(codes)[one_hot.argmax(axis=1)], index=ids)
+        named = table[label_column].str.strip()
+    else:
+        one_hot = table.drop(columns=id_column).apply(pd.to_numeric, errors="coerce")
+        clear = one_hot.isin((0, 1)).all(axis=1) & (one_hot.sum(axis=1) == 1)
+        if one_hot.shape[1] < 2 or not clear.all():
+            raise UsageError(
+                f"{path} has no column {label_column!r} (name the label column with "
+                f"--label-column), and its other columns are not one 1/0 column per "
+                f"class (1 for the true class); {has}"
+                + (f"; unclear rows: {', '.join(ids[~clear][:5])}" if one_hot.shape[1] > 1
+                   else ""))
+        named = pd.Series(one_hot.columns[one_hot.to_numpy().argmax(axis=1)])
+    by_lower_case = {code.lower(): code for code in codes}
+    return pd.Series([by_lower_case.get(n.lower(), n) for n in named], index=ids.to_numpy())
+
+
+def fitting_cards(cards: list[dict], labels, model: str) -> list[dict]:
+    """The cards whose classes hold every label; with --model all, the others are left
+    out with a note, otherwise they are an error."""
+    fitting = []
+    for card in cards:
+        unknown = sorted(set(labels) - set(card["classes"]))
+        message = (f"labels outside the classes of {card['name']} "
+                   f"({', '.join(card['classes'])}): {', '.join(unknown)}")
+        if not unknown:
+            fitting.append(card)
+        elif model == "all":
+            progress(f"leaving out {card['name']}: {message}")
+        else:
+            raise UsageError(message)
+    if not fitting:
+        raise UsageError("no registered model has every class of the labels: "
+                         f"{', '.join(sorted(set(labels)))}")
+    return fitting
 
 
 def cmd_evaluate(args, registry):
@@ -169,11 +192,7 @@ def cmd_evaluate(args, registry):
     if missing:
         raise UsageError(f"{len(missing)} listed images have no file in {args.images}: "
                          f"{', '.join(missing[:5])}")
-    for card in cards:
-        unknown = sorted(set(labels) - set(card["classes"]))
-        if unknown:
-            raise UsageError(f"labels outside the classes of {card['name']} "
-                             f"({', '.join(card['classes'])}): {', '.join(unknown)}")
+    cards = fitting_cards(cards, labels, args.model)
 
     def true_indices(card):
         return [card["classes"].index(label) for label in labels]
@@ -193,7 +212,9 @@ def cmd_evaluate(args, registry):
             report[predictor.name] = evaluate(true_indices(predictor.card), probs[predictor.name],
                                               predictor.classes, n_resamples=args.bootstrap)
     members = [name for name in registry.ensemble_members() if name in probs]
-    if args.model == "ensemble" or (args.model == "all" and len(members) > 1):
+    if args.model == "ensemble" and len(members) == 1:
+        progress(f"the ensemble has one model, {members[0]}: its figures are that model's")
+    if members and (args.model == "ensemble" or (args.model == "all" and len(members) > 1)):
         classes = registry.cards[members[0]]["classes"]
         mean = np.mean([probs[name] for name in members], axis=0)
         report["ensemble"] = {"members": members, **evaluate(

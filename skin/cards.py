@@ -12,6 +12,7 @@ from pathlib import Path
 
 CARD_FORMAT = 1
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+RESERVED_NAMES = {"all", "ensemble"}
 
 
 class CardError(Exception):
@@ -42,6 +43,9 @@ def _check_names(card: dict, path: Path) -> None:
     if not isinstance(card["name"], str) or not SAFE_NAME.match(card["name"]):
         raise CardError(f"{path}: the model name {card['name']!r} may hold only letters, "
                         "digits, '.', '_' and '-'")
+    if card["name"] in RESERVED_NAMES:
+        raise CardError(f"{path}: {card['name']!r} names a choice of models in `python -m "
+                        "skin` (--model all|ensemble); give the model another name")
     source = card["source"]
     if not isinstance(source, dict):
         raise CardError(f"{path}: 'source' must be an object (file, url or gdrive, + sha256)")

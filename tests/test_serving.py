@@ -41,8 +41,9 @@ def test_discovery_from_extra_folders(tiny_models, monkeypatch):
     ({"source": {"file": "../outside.weights.h5"}}, "plain file name"),
     ({"source": {"file": "/etc/passwd"}}, "plain file name"),
     ({"source": "https://example.com/w.h5"}, "must be an object"),
+    ({"name": "ensemble"}, "give the model another name"),
 ])
-def test_cards_cannot_reach_outside_their_folder(tiny_models, tmp_path, change, reason):
+def test_cards_cannot_reach_outside_their_folder_or_take_a_reserved_name(tiny_models, tmp_path, change, reason):
     card = json.loads((tiny_models / "tiny-mobilenetv2.json").read_text())
     (tmp_path / "bad.json").write_text(json.dumps({**card, **change}))
     with pytest.raises(CardError, match=reason):

@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -160,10 +161,22 @@ def test_evaluate_reads_isic_one_hot_ground_truth(tiny_models, labelled_folder, 
     assert report(upper) == from_codes
 
 
+def edit_second_row(values: list[str] | None = None, image_id: str | None = None):
+    def edit(rows):
+        row = [rows[1][0] if image_id is None else image_id, *(values or rows[1][1:])]
+        return [rows[0], row, *rows[2:]]
+    return edit
+
+
+# Ground-truth columns: image, MEL, NV, BCC, AKIEC, BKL, DF, VASC; the second row is akiec1.
 @pytest.mark.parametrize("edit, message", [
-    (lambda rows: rows[:1] + [[rows[1][0]] + ["0.0"] * 7] + rows[2:],
-     "1 rows of .* do not mark exactly one class"),
-    (lambda rows: rows + rows[:1], "lists 1 images twice"),
+    (edit_second_row(["0.0"] * 7), "unclear rows: akiec1$"),
+    (edit_second_row(["0.0", "1.0", "1.0", "0.0", "0.0", "0.0", "0.0"]), "unclear rows: akiec1$"),
+    (edit_second_row(["0.0", "0.0", "yes", "0.0", "0.0", "0.0", "0.0"]), "unclear rows: akiec1$"),
+    (edit_second_row(["1.0", "0.0", "0.0", "0.0", "0.0", "0.0", "0.0"]),
+     "labels outside the classes of tiny-mobilenetv2 .*: MEL$"),
+    (lambda rows: rows + rows[:1], "every image needs one row with its id; repeated: akiec0$"),
+    (edit_second_row(image_id=""), "every image needs one row with its id; rows 3 have none$"),
 ])
 def test_evaluate_refuses_unclear_ground_truth(tiny_models, labelled_folder, tmp_path,
                                                edit, message):
@@ -171,11 +184,57 @@ def test_evaluate_refuses_unclear_ground_truth(tiny_models, labelled_folder, tmp
     result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
                       str(labels), "--id-column", "image", "--model", "tiny-mobilenetv2",
                       models_dir=tiny_models)
-    assert result.returncode == 2 and re.search(message, result.stderr), result.stderr
+    assert result.returncode == 2, result.stderr
+    assert re.search(message, result.stderr.strip().splitlines()[-1]), result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_evaluate_says_which_column_to_name(tiny_models, labelled_folder, tmp_path):
+    labels = isic_ground_truth(labelled_folder, tmp_path / "truth.csv")
     result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
                       str(labels), "--model", "tiny-mobilenetv2", models_dir=tiny_models)
     assert result.returncode == 2 and "--id-column" in result.stderr
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text((labelled_folder / "labels.csv").read_text().replace(",dx", ",diagnosis"))
+    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
+                      str(renamed), "--model", "tiny-mobilenetv2", models_dir=tiny_models)
+    assert result.returncode == 2 and "--label-column" in result.stderr
+    assert "it has image_id, diagnosis" in result.stderr
+
+
+def test_evaluate_matches_class_codes_in_any_case(tiny_models, labelled_folder, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(tiny_models, models)
+    card = json.loads((models / "tiny-mobilenetv2.json").read_text())
+    card["classes"] = [code.upper() for code in card["classes"]]
+    (models / "tiny-mobilenetv2.json").write_text(json.dumps(card))
+    reports = []
+    for labels, options in [(labelled_folder / "labels.csv", []),
+                            (isic_ground_truth(labelled_folder, tmp_path / "truth.csv"),
+                             ["--id-column", "image"])]:
+        result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
+                          str(labels), *options, "--model", "tiny-mobilenetv2", "--json",
+                          "--bootstrap", "20", models_dir=models)
+        assert result.returncode == 0, result.stderr
+        reports.append(json.loads(result.stdout)["models"]["tiny-mobilenetv2"])
+    assert reports[0] == reports[1] and reports[0]["classes"] == card["classes"]
+    assert reports[0]["n"] == 12
+
+
+def test_evaluate_all_leaves_out_models_without_the_labels_classes(tiny_models,
+                                                                  labelled_folder, tmp_path):
+    labels = tmp_path / "labels.csv"
+    labels.write_text((labelled_folder / "labels.csv").read_text().replace("bcc0,bcc", "bcc0,mel"))
+    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
+                      str(labels), "--json", "--bootstrap", "20", models_dir=tiny_models)
+    shipped = Registry.discover([SHIPPED_MODELS]).cards
+    if not any("mel" in card["classes"] for card in shipped.values()):
+        assert result.returncode == 2 and "no registered model has every class" in result.stderr
+        return
+    assert result.returncode == 0, result.stderr
+    assert set(json.loads(result.stdout)["models"]) - {"ensemble"} == set(shipped)
+    for tiny in ("tiny-mobilenetv2", "tiny-efficientnetb0"):
+        assert f"leaving out {tiny}: labels outside the classes" in result.stderr
 
 
 def test_evaluate_refuses_labels_outside_the_classes(tiny_models, labelled_folder, tmp_path):

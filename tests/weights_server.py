@@ -21,6 +21,7 @@ FAULTS = {
 class WeightsHandler(BaseHTTPRequestHandler):
     def do_GET(self):
         weights, fault = self.server.weights, self.server.fault
+        assert fault is None or fault in FAULTS, fault
         if fault == "gone":
             self.send_error(404)
             return

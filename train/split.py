@@ -88,14 +88,14 @@ def write_split(assignment: pd.Series, path) -> None:
     atomic_write_text(path, split_csv(assignment))
 
 
-def remade_split_rows(table: pd.DataFrame, seed: int, fingerprint: str,
-                      side: str = "test") -> pd.DataFrame:
-    """One side of a model card's split, re-made from its seed instead of read from the
-    training run's folder; DatasetError unless the re-made split is the card's own (the
-    dataset or the splitting code changed since the model was trained)."""
+def remade_test_rows(table: pd.DataFrame, seed: int, fingerprint: str) -> pd.DataFrame:
+    """The test rows of a model card's split, re-made from its seed with the default
+    fractions instead of read from the training run's folder; DatasetError unless the
+    re-made split is the card's own."""
     assignment = make_split(table, seed=seed)
     if split_fingerprint(assignment) != fingerprint:
         raise DatasetError(f"the split re-made from seed {seed} is not the one the model "
                            "was trained on (its fingerprint differs): the dataset or the "
-                           "splitting code has changed")
-    return table[assignment.to_numpy() == side]
+                           "splitting code has changed, or the model's split had other "
+                           "fractions or came from a file")
+    return table[assignment.to_numpy() == "test"]
