@@ -30,12 +30,13 @@ def _interval(ci):
 
 
 def best_per_column(table: pd.DataFrame) -> dict:
-    """Metric -> name of the best model (highest; lowest for ECE)."""
+    """Metric -> names of the best models (highest; lowest for ECE; all of them on a tie)."""
     best = {}
     for metric in METRICS:
         column = table[metric].dropna()
         if len(column):
-            best[metric] = column.idxmin() if metric in LOWER_IS_BETTER else column.idxmax()
+            top = column.min() if metric in LOWER_IS_BETTER else column.max()
+            best[metric] = set(column.index[column == top])
     return best
 
 
@@ -43,7 +44,7 @@ def styled(table: pd.DataFrame):
     best = best_per_column(table)
 
     def mark(column):
-        return ["font-weight: bold; background-color: #e5f3e5" if best.get(column.name) == name
+        return ["font-weight: bold; background-color: #e5f3e5" if name in best.get(column.name, ())
                 else "" for name in column.index]
 
     return table.style.apply(mark, subset=list(best)).format(

@@ -4,6 +4,7 @@ models trained by `python -m train` (and the shipped ones, when there are any)."
 import io
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
@@ -132,3 +133,11 @@ def test_every_page_says_what_to_do_without_models(name, monkeypatch, tmp_path):
     monkeypatch.setattr(registry, "SHIPPED_MODELS", tmp_path)  # an installation without models
     at = page(name)
     assert "No model is" in texts(at)
+
+
+def test_the_best_figure_is_marked_on_every_model_that_has_it():
+    from pages.metrics_table import METRICS, best_per_column
+    table = pd.DataFrame({m: [0.6, 0.6, 0.5] for m in METRICS}, index=["a", "b", "c"])
+    table["ece"] = [0.05, 0.02, None]
+    best = best_per_column(table)
+    assert best["accuracy"] == {"a", "b"} and best["ece"] == {"b"}
