@@ -19,21 +19,23 @@ from skin.metrics import evaluate  # noqa: E402
 from skin.predict import Predictor, ensemble  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
 from train.data import DatasetError, load_dataset  # noqa: E402
-from train.split import remade_test_rows  # noqa: E402
+from train.split import remade_split_rows  # noqa: E402
 
 COLUMNS = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"),
            ("macro-F1", "macro_f1"), ("top-3", "top3_accuracy"), ("AUC (OvR)", "auc_ovr"),
            ("ECE", "ece")]
 
 
-def test_split(cards: list[dict], data: Path):
-    """The test rows of the split every card was trained on (one split, or an error)."""
+def shared_split_rows(cards: list[dict], data: Path, side: str = "test"):
+    """The rows of one side of the split every card was trained on (one split, or an
+    error)."""
     fingerprints = {c["training"]["split_fingerprint"] for c in cards}
     seeds = {c["training"]["seed"] for c in cards}
     if len(fingerprints) != 1 or len(seeds) != 1:
         sys.exit("error: the models were not trained on one split; no fair comparison")
     try:
-        return remade_test_rows(load_dataset(data).table, seeds.pop(), fingerprints.pop())
+        return remade_split_rows(load_dataset(data).table, seeds.pop(), fingerprints.pop(),
+                                 side)
     except DatasetError as e:
         sys.exit(f"error: {e}")
 
@@ -64,7 +66,7 @@ def main() -> None:
 
     registry = Registry.discover([Path(args.models)])
     cards = list(registry.cards.values())
-    test = test_split(cards, Path(args.data))
+    test = shared_split_rows(cards, Path(args.data))
     images = [read_image(path) for path in test["path"]]
     members = [Predictor(card, load_model(card)) for card in cards]
     header = "| model | " + " | ".join(c for c, _ in COLUMNS) + \

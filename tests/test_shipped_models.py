@@ -51,11 +51,11 @@ def dataset_table(ham10000):
 
 @pytest.mark.parametrize("card_path", CARDS, ids=[p.stem for p in CARDS])
 def test_card_figures_are_reproduced_by_the_serving_code(card_path, dataset_table):
-    from train.split import remade_test_rows
+    from train.split import remade_split_rows
     registry = Registry.discover([SHIPPED_MODELS])
     card = registry.get(card_path.stem)
     # Raises unless the split re-made from the seed is the one the model was trained on.
-    test = remade_test_rows(dataset_table, card["training"]["seed"],
+    test = remade_split_rows(dataset_table, card["training"]["seed"],
                              card["training"]["split_fingerprint"])
     predictor = Predictor(card, load_model(card))
     images = [read_image(path) for path in test["path"]]

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from train.data import DatasetError, load_dataset
-from train.split import (check_split, make_split, read_split, remade_test_rows,
+from train.split import (check_split, make_split, read_split, remade_split_rows,
                          split_fingerprint, write_split)
 from tests.conftest import make_ham_layout
 
@@ -55,9 +55,11 @@ def test_a_split_of_another_dataset_is_refused(dataset):
 
 def test_a_cards_split_is_remade_from_its_seed_and_checked(dataset):
     split = make_split(dataset.table, seed=5)
-    test = remade_test_rows(dataset.table, 5, split_fingerprint(split))
+    test = remade_split_rows(dataset.table, 5, split_fingerprint(split))
     assert list(test["image_id"]) == list(split.index[split == "test"])
+    val = remade_split_rows(dataset.table, 5, split_fingerprint(split), "val")
+    assert list(val["image_id"]) == list(split.index[split == "val"])
     with pytest.raises(DatasetError, match="not the one the model was trained on"):
-        remade_test_rows(dataset.table, 6, split_fingerprint(split))
+        remade_split_rows(dataset.table, 6, split_fingerprint(split))
     with pytest.raises(DatasetError, match="not the one the model was trained on"):
-        remade_test_rows(dataset.table.iloc[1:], 5, split_fingerprint(split))
+        remade_split_rows(dataset.table.iloc[1:], 5, split_fingerprint(split))

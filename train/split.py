@@ -88,14 +88,17 @@ def write_split(assignment: pd.Series, path) -> None:
     atomic_write_text(path, split_csv(assignment))
 
 
-def remade_test_rows(table: pd.DataFrame, seed: int, fingerprint: str) -> pd.DataFrame:
-    """The test rows of a model card's split, re-made from its seed with the default
-    fractions instead of read from the training run's folder; DatasetError unless the
-    re-made split is the card's own."""
+def remade_split_rows(table: pd.DataFrame, seed: int, fingerprint: str,
+                      side: str = "test") -> pd.DataFrame:
+    """The rows of one side of a model card's split, re-made from its seed with the
+    default fractions instead of read from the training run's folder; DatasetError
+    unless the re-made split is the card's own."""
+    if side not in SPLITS:
+        raise ValueError(f"side must be one of {', '.join(SPLITS)}, not {side!r}")
     assignment = make_split(table, seed=seed)
     if split_fingerprint(assignment) != fingerprint:
         raise DatasetError(f"the split re-made from seed {seed} is not the one the model "
                            "was trained on (its fingerprint differs): the dataset or the "
                            "splitting code has changed, or the model's split had other "
                            "fractions or came from a file")
-    return table[assignment.to_numpy() == "test"]
+    return table[assignment.to_numpy() == side]

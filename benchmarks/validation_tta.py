@@ -1,0 +1,58 @@
+"""Does test-time augmentation help, and does the ensemble beat its members? Measured on
+the validation split, where serving choices may be made (never on the test split): every
+shipped model and their ensemble, each without and with the 8 mirrored/rotated views of
+`--tta`, as Markdown.
+
+    python benchmarks/validation_tta.py [--data ../shared/data/ham10000]
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from comparison import shared_split_rows  # noqa: E402
+from skin.images import read_image  # noqa: E402
+from skin.metrics import summary_metrics  # noqa: E402
+from skin.predict import Predictor  # noqa: E402
+from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
+
+FIGURES = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
+                                         / "data" / "ham10000"))
+    p.add_argument("--models", default=str(SHIPPED_MODELS))
+    args = p.parse_args()
+
+    registry = Registry.discover([Path(args.models)])
+    members = registry.ensemble_members()
+    cards = [registry.cards[name] for name in members]
+    val = shared_split_rows(cards, Path(args.data), side="val")
+    images = [read_image(path) for path in val["path"]]
+    y = np.array([cards[0]["classes"].index(label) for label in val["label"]])
+    probs = {}
+    for card in cards:
+        predictor = Predictor(card, load_model(card))
+        probs[card["name"], "no"] = predictor.batch_probabilities(images)
+        probs[card["name"], "yes"] = np.stack([predictor.probabilities(image, tta=True)
+                                               for image in images])
+    for tta in ("no", "yes"):
+        probs["ensemble", tta] = np.mean([probs[name, tta] for name in members], axis=0)
+
+    print(f"Validation split: n = {len(val)} (lesion-grouped, seed "
+          f"{cards[0]['training']['seed']}).\n")
+    print("| model | TTA | " + " | ".join(FIGURES) + " |")
+    print("|---|---|" + "---|" * len(FIGURES))
+    for (name, tta), p in probs.items():
+        scores = summary_metrics(y, p)
+        print(f"| {name} | {tta} | " + " | ".join(f"{scores[k]:.4f}" for k in FIGURES) + " |")
+
+
+if __name__ == "__main__":
+    main()
