@@ -101,7 +101,24 @@ def test_evaluate_json_keys(tiny_models, labelled_folder):
                 "top3_accuracy", "auc_ovr", "ece", "classes", "confusion_matrix", "per_class"):
         assert key in report
     assert report["n"] == 12 and sum(map(sum, report["confusion_matrix"])) == 12
-    assert "predicting with tiny-mobilenetv2" in result.stderr
+    assert "loading tiny-mobilenetv2" in result.stderr
+    assert "predicting images 1 to 12 of 12" in result.stderr
+
+
+def test_evaluate_reads_the_images_a_chunk_at_a_time(tiny_models, labelled_folder,
+                                                      monkeypatch, capsys):
+    import skin.__main__ as command
+    monkeypatch.setenv("SKIN_MODEL_DIRS", str(tiny_models))
+    argv = ["evaluate", "--images", str(labelled_folder / "images"), "--labels",
+            str(labelled_folder / "labels.csv"), "--model", "tiny-mobilenetv2", "--json",
+            "--bootstrap", "20"]
+    assert command.main(argv) == 0
+    whole = json.loads(capsys.readouterr().out)
+    monkeypatch.setattr(command, "EVALUATION_CHUNK", 5)
+    assert command.main(argv) == 0
+    printed = capsys.readouterr()
+    assert "predicting images 11 to 12 of 12" in printed.err  # three chunks of 5, 5 and 2
+    assert json.loads(printed.out) == whole
 
 
 def test_evaluate_scores_the_ensemble_as_the_mean_of_its_members(tiny_models, labelled_folder):
