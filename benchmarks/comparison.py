@@ -72,6 +72,13 @@ def main() -> None:
     header = "| model | " + " | ".join(c for c, _ in COLUMNS) + \
         " | parameters | weights | latency (ms) |"
     rows = [header, "|" + "---|" * (len(COLUMNS) + 4)]
+
+    def add_row(name, scores, cards_used, predict_one):
+        rows.append(f"| {name} | " + " | ".join(cell(scores, k) for _, k in COLUMNS)
+                    + f" | {sum(c['parameters'] for c in cards_used) / 1e6:.1f} M"
+                    f" | {sum(c['source']['bytes'] for c in cards_used) / 2**20:.1f} MiB"
+                    f" | {latency_ms(predict_one, args.repeats):.1f} |")
+
     all_probs = {}
     for card, member in zip(cards, members):
         y = np.array([member.classes.index(label) for label in test["label"]])
@@ -81,21 +88,15 @@ def main() -> None:
         print(f"{member.name}: balanced accuracy served {scores['balanced_accuracy']:.4f}, "
               f"card {card['evaluation']['balanced_accuracy']:.4f} ({drift:+.4f})",
               file=sys.stderr)
-        rows.append(f"| {member.name} | " + " | ".join(cell(scores, k) for _, k in COLUMNS)
-                    + f" | {card['parameters'] / 1e6:.1f} M"
-                    f" | {card['source']['bytes'] / 2**20:.1f} MiB"
-                    f" | {latency_ms(lambda: member.predict(images[0]), args.repeats):.1f} |")
-    same_classes = [m for m in members if m.name in registry.ensemble_members()]
+        add_row(member.name, scores, [card], lambda: member.predict(images[0]))
+    ensemble_names = registry.ensemble_members()
+    same_classes = [m for m in members if m.name in ensemble_names]
     if len(same_classes) > 1:
         y = np.array([same_classes[0].classes.index(label) for label in test["label"]])
         mean = np.mean([all_probs[m.name] for m in same_classes], axis=0)
         scores = evaluate(y, mean, same_classes[0].classes, args.bootstrap)
-        total = sum(m.card["source"]["bytes"] for m in same_classes)
-        rows.append(f"| **ensemble** (mean of {len(same_classes)}) | "
-                    + " | ".join(cell(scores, k) for _, k in COLUMNS)
-                    + f" | {sum(m.card['parameters'] for m in same_classes) / 1e6:.1f} M"
-                    f" | {total / 2**20:.1f} MiB"
-                    f" | {latency_ms(lambda: ensemble(same_classes, images[0]), args.repeats):.1f} |")
+        add_row(f"**ensemble** (mean of {len(same_classes)})", scores,
+                [m.card for m in same_classes], lambda: ensemble(same_classes, images[0]))
     print(f"Test split: n = {len(test)} (lesion-grouped, seed "
           f"{cards[0]['training']['seed']}); 95% bootstrap intervals.\n")
     print("\n".join(rows))

@@ -226,11 +226,10 @@ def cmd_evaluate(args, registry):
     if args.model == "ensemble" and len(members) == 1:
         progress(f"the ensemble has one model, {members[0]}: its figures are that model's")
     if members and (args.model == "ensemble" or (args.model == "all" and len(members) > 1)):
-        classes = registry.cards[members[0]]["classes"]
+        shared = registry.cards[members[0]]  # every member has its classes
         mean = np.mean([probs[name] for name in members], axis=0)
         report["ensemble"] = {"members": members, **evaluate(
-            true_indices(registry.cards[members[0]]), mean, classes,
-            n_resamples=args.bootstrap)}
+            true_indices(shared), mean, shared["classes"], n_resamples=args.bootstrap)}
     if args.json:
         print(json.dumps({"models": report}, indent=1))
         return 0

@@ -36,6 +36,20 @@ def labelled_folder(tmp_path_factory):
     return root
 
 
+def run_evaluate(folder, labels, *options, models_dir):
+    """`python -m skin evaluate` on the images of `folder` against the file `labels`."""
+    return run_skin("evaluate", "--images", str(folder / "images"), "--labels", str(labels),
+                    *options, models_dir=models_dir)
+
+
+def evaluation_report(folder, labels, *options, models_dir) -> dict:
+    """The --json report of an evaluation that succeeds (20 bootstrap resamples)."""
+    result = run_evaluate(folder, labels, *options, "--json", "--bootstrap", "20",
+                          models_dir=models_dir)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)["models"]
+
+
 def test_models_lists_the_registered_models(tiny_models):
     result = run_skin("models", "--json", models_dir=tiny_models)
     assert result.returncode == 0, result.stderr
@@ -92,9 +106,9 @@ def test_predict_the_whole_corpus_of_bad_and_odd_files(tiny_models, tmp_path):
 
 
 def test_evaluate_json_keys(tiny_models, labelled_folder):
-    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
-                      str(labelled_folder / "labels.csv"), "--model", "tiny-mobilenetv2",
-                      "--json", "--bootstrap", "20", models_dir=tiny_models)
+    result = run_evaluate(labelled_folder, labelled_folder / "labels.csv", "--model",
+                          "tiny-mobilenetv2", "--json", "--bootstrap", "20",
+                          models_dir=tiny_models)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)["models"]["tiny-mobilenetv2"]
     for key in ("n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
@@ -123,11 +137,8 @@ def test_evaluate_reads_the_images_a_chunk_at_a_time(tiny_models, labelled_folde
 
 def test_evaluate_scores_the_ensemble_as_the_mean_of_its_members(tiny_models, labelled_folder):
     def report(model):
-        result = run_skin("evaluate", "--images", str(labelled_folder / "images"),
-                          "--labels", str(labelled_folder / "labels.csv"), "--model", model,
-                          "--json", "--bootstrap", "20", models_dir=tiny_models)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)["models"]
+        return evaluation_report(labelled_folder, labelled_folder / "labels.csv", "--model",
+                                 model, models_dir=tiny_models)
 
     registry = Registry.discover([SHIPPED_MODELS, tiny_models])  # what the command sees
     every = report("all")
@@ -164,11 +175,8 @@ def isic_ground_truth(labelled_folder, path, edit=lambda rows: rows):
 
 def test_evaluate_reads_isic_one_hot_ground_truth(tiny_models, labelled_folder, tmp_path):
     def report(labels, *options):
-        result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
-                          str(labels), "--model", "tiny-mobilenetv2", "--json",
-                          "--bootstrap", "20", *options, models_dir=tiny_models)
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)["models"]["tiny-mobilenetv2"]
+        return evaluation_report(labelled_folder, labels, "--model", "tiny-mobilenetv2",
+                                 *options, models_dir=tiny_models)["tiny-mobilenetv2"]
 
     from_codes = report(labelled_folder / "labels.csv")
     one_hot = isic_ground_truth(labelled_folder, tmp_path / "truth.csv")
@@ -198,9 +206,8 @@ def edit_second_row(values: list[str] | None = None, image_id: str | None = None
 def test_evaluate_refuses_unclear_ground_truth(tiny_models, labelled_folder, tmp_path,
                                                edit, message):
     labels = isic_ground_truth(labelled_folder, tmp_path / "truth.csv", edit)
-    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
-                      str(labels), "--id-column", "image", "--model", "tiny-mobilenetv2",
-                      models_dir=tiny_models)
+    result = run_evaluate(labelled_folder, labels, "--id-column", "image", "--model",
+                          "tiny-mobilenetv2", models_dir=tiny_models)
     assert result.returncode == 2, result.stderr
     assert re.search(message, result.stderr.strip().splitlines()[-1]), result.stderr
     assert "Traceback" not in result.stderr
@@ -208,13 +215,13 @@ def test_evaluate_refuses_unclear_ground_truth(tiny_models, labelled_folder, tmp
 
 def test_evaluate_says_which_column_to_name(tiny_models, labelled_folder, tmp_path):
     labels = isic_ground_truth(labelled_folder, tmp_path / "truth.csv")
-    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
-                      str(labels), "--model", "tiny-mobilenetv2", models_dir=tiny_models)
+    result = run_evaluate(labelled_folder, labels, "--model", "tiny-mobilenetv2",
+                          models_dir=tiny_models)
     assert result.returncode == 2 and "--id-column" in result.stderr
     renamed = tmp_path / "renamed.csv"
     renamed.write_text((labelled_folder / "labels.csv").read_text().replace(",dx", ",diagnosis"))
-    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
-                      str(renamed), "--model", "tiny-mobilenetv2", models_dir=tiny_models)
+    result = run_evaluate(labelled_folder, renamed, "--model", "tiny-mobilenetv2",
+                          models_dir=tiny_models)
     assert result.returncode == 2 and "--label-column" in result.stderr
     assert "it has image_id, diagnosis" in result.stderr
 
@@ -225,15 +232,12 @@ def test_evaluate_matches_class_codes_in_any_case(tiny_models, labelled_folder, 
     card = json.loads((models / "tiny-mobilenetv2.json").read_text())
     card["classes"] = [code.upper() for code in card["classes"]]
     (models / "tiny-mobilenetv2.json").write_text(json.dumps(card))
-    reports = []
-    for labels, options in [(labelled_folder / "labels.csv", []),
-                            (isic_ground_truth(labelled_folder, tmp_path / "truth.csv"),
-                             ["--id-column", "image"])]:
-        result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
-                          str(labels), *options, "--model", "tiny-mobilenetv2", "--json",
-                          "--bootstrap", "20", models_dir=models)
-        assert result.returncode == 0, result.stderr
-        reports.append(json.loads(result.stdout)["models"]["tiny-mobilenetv2"])
+    reports = [evaluation_report(labelled_folder, labels, *options, "--model",
+                                 "tiny-mobilenetv2", models_dir=models)["tiny-mobilenetv2"]
+               for labels, options in [
+                   (labelled_folder / "labels.csv", []),
+                   (isic_ground_truth(labelled_folder, tmp_path / "truth.csv"),
+                    ["--id-column", "image"])]]
     assert reports[0] == reports[1] and reports[0]["classes"] == card["classes"]
     assert reports[0]["n"] == 12
 
@@ -242,8 +246,8 @@ def test_evaluate_all_leaves_out_models_without_the_labels_classes(tiny_models,
                                                                   labelled_folder, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text((labelled_folder / "labels.csv").read_text().replace("bcc0,bcc", "bcc0,mel"))
-    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
-                      str(labels), "--json", "--bootstrap", "20", models_dir=tiny_models)
+    result = run_evaluate(labelled_folder, labels, "--json", "--bootstrap", "20",
+                          models_dir=tiny_models)
     shipped = Registry.discover([SHIPPED_MODELS]).cards
     if not any("mel" in card["classes"] for card in shipped.values()):
         assert result.returncode == 2 and "no registered model has every class" in result.stderr
@@ -257,8 +261,8 @@ def test_evaluate_all_leaves_out_models_without_the_labels_classes(tiny_models,
 def test_evaluate_refuses_labels_outside_the_classes(tiny_models, labelled_folder, tmp_path):
     labels = tmp_path / "labels.csv"
     labels.write_text((labelled_folder / "labels.csv").read_text().replace("bcc0,bcc", "bcc0,mel"))
-    result = run_skin("evaluate", "--images", str(labelled_folder / "images"), "--labels",
-                      str(labels), "--model", "tiny-mobilenetv2", models_dir=tiny_models)
+    result = run_evaluate(labelled_folder, labels, "--model", "tiny-mobilenetv2",
+                          models_dir=tiny_models)
     assert result.returncode == 2 and "labels outside the classes" in result.stderr
     assert "mel" in result.stderr and "Traceback" not in result.stderr
 
