@@ -101,7 +101,7 @@ def test_duplicate_ids(ham_layout):
 
 def test_duplicate_ids_across_class_folders(class_folders):
     (class_folders / "nv" / "bcc_0.png").write_bytes((class_folders / "bcc" / "bcc_0.png").read_bytes())
-    expect_problem(class_folders, "duplicate image ids", "bcc_0")
+    expect_problem(class_folders, "duplicate image ids", "bcc_0", "unique across folders")
 
 
 def test_classes_too_small_to_split(csv_listing):

@@ -127,6 +127,23 @@ def test_a_bad_backbone_or_size_exits_non_zero(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("option, message", [
+    (["--epochs", "0"], "--epochs: must be 1 or more"),
+    (["--epochs", "2", "--lr-patience", "0"], "--lr-patience: must be 1 or more"),
+    (["--epochs", "2", "--val-fraction", "0"], "--val-fraction: must be between 0 and 1"),
+    (["--epochs", "2", "--val-fraction", "0.5", "--test-fraction", "0.5"],
+     "must leave images to train on"),
+    (["--epochs", "2", "--lr=0"], "--lr: must be above 0"),
+])
+def test_an_impossible_option_is_refused_before_anything_is_written(tmp_path, capsys,
+                                                                     option, message):
+    with pytest.raises(SystemExit) as exited:
+        main(["--data", str(tmp_path / "data"), "--backbone", "mobilenetv2", "--img-size",
+              "32", "--init", "none", "--out", str(tmp_path / "o"), *option])
+    assert exited.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.skipif(internet_reachable(), reason="ImageNet weights are downloadable here")
 def test_imagenet_offline_stops_at_once_and_writes_nothing(tmp_path, capsys):
     data = make_class_folders(tmp_path / "data")

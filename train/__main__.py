@@ -26,6 +26,27 @@ from train.split import check_split, make_split, read_split, write_split
 UNFREEZE_ALL = 10**6
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
+def fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,8 +59,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                       help="drop images whose label is not in --classes instead of failing")
     data.add_argument("--split", help="split file to reuse (or create, if absent) so that "
                       "several models share one split; default: a new seeded split")
-    data.add_argument("--val-fraction", type=float, default=0.15)
-    data.add_argument("--test-fraction", type=float, default=0.15)
+    data.add_argument("--val-fraction", type=fraction, default=0.15)
+    data.add_argument("--test-fraction", type=fraction, default=0.15)
     model = p.add_argument_group("model")
     model.add_argument("--backbone", required=True, help=", ".join(BACKBONES))
     model.add_argument("--img-size", type=int, required=True, help="input size in pixels")
@@ -49,7 +70,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     model.add_argument("--bn-momentum", type=float, help="batch-norm momentum (default: "
                        "0.99 from scratch, the backbone's own otherwise)")
     fit = p.add_argument_group("schedule")
-    fit.add_argument("--epochs", type=int, required=True, help="total epochs, both stages")
+    fit.add_argument("--epochs", type=positive_int, required=True, help="total epochs, both stages")
     fit.add_argument("--head-epochs", type=int, help="stage 1 epochs with the backbone "
                      "frozen (default: 0 from scratch, 5 otherwise)")
     fit.add_argument("--unfreeze", type=int, default=UNFREEZE_ALL,
@@ -57,9 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     fit.add_argument("--unfreeze-step", type=int, default=0, help="gradual unfreezing: "
                      "this many more layers ...")
     fit.add_argument("--unfreeze-every", type=int, default=0, help="... every this many epochs")
-    fit.add_argument("--batch-size", type=int, default=32)
-    fit.add_argument("--lr", type=float, default=1e-3, help="learning rate of the first stage")
-    fit.add_argument("--fine-tune-lr", type=float, help="stage 2 learning rate (default: "
+    fit.add_argument("--batch-size", type=positive_int, default=32)
+    fit.add_argument("--lr", type=positive_float, default=1e-3, help="learning rate of the first stage")
+    fit.add_argument("--fine-tune-lr", type=positive_float, help="stage 2 learning rate (default: "
                      "--lr from scratch, --lr / 10 otherwise)")
     fit.add_argument("--loss", choices=("cce", "focal"), default="cce",
                      help="cce: cross-entropy with balanced class weights; focal: focal "
@@ -69,11 +90,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     fit.add_argument("--monitor", choices=("balanced_accuracy", "macro_f1"),
                      default="balanced_accuracy", help="validation score for early "
                      "stopping, checkpointing and learning-rate reduction")
-    fit.add_argument("--patience", type=int, default=8)
+    fit.add_argument("--patience", type=positive_int, default=8)
     fit.add_argument("--lr-schedule", choices=("plateau", "cosine"), default="cosine",
                      help="stage 2: halve the rate after --lr-patience epochs without a "
                      "better score, or a cosine to zero after --warmup-epochs")
-    fit.add_argument("--lr-patience", type=int, default=3)
+    fit.add_argument("--lr-patience", type=positive_int, default=3)
     fit.add_argument("--warmup-epochs", type=int, default=2)
     fit.add_argument("--strategy", choices=("default", "mirrored", "multi-worker"),
                      default="default", help="tf.distribute strategy")
@@ -86,7 +107,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="bootstrap resamples for the 95%% intervals (0: none)")
     out.add_argument("--seed", type=int, default=0)
     out.add_argument("--quiet", action="store_true", help="only errors and the final summary")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.val_fraction + args.test_fraction >= 1:
+        p.error("--val-fraction and --test-fraction must leave images to train on")
+    return args
 
 
 def choose_split(args, dataset, out: Path) -> tuple[pd.Series, str]:

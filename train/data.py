@@ -153,7 +153,10 @@ def find_problems(table: pd.DataFrame, allowed_labels) -> list[str]:
     problems = []
     duplicated = table["image_id"][table["image_id"].duplicated()].unique()
     if len(duplicated):
-        problems.append(offenders("duplicate image ids", duplicated))
+        problems.append(offenders("duplicate image ids", duplicated)
+                        + " (an image's id is its file name without the extension, so "
+                        "names must be unique across folders; a CSV list with an "
+                        "image_id column can give ids of its own)")
     empty = table["image_id"][table["label"] == ""]
     if len(empty):
         problems.append(offenders("images without a label", empty))
