@@ -6,14 +6,14 @@ split fingerprint), the ensemble's row, parameters, weights size and latency, as
 """
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from serving import median_ms  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import evaluate  # noqa: E402
 from skin.predict import Predictor, ensemble  # noqa: E402
@@ -38,16 +38,6 @@ def shared_split_rows(cards: list[dict], data: Path, side: str = "test"):
                                  side)
     except DatasetError as e:
         sys.exit(f"error: {e}")
-
-
-def latency_ms(call, repeats: int) -> float:
-    call()  # the first call traces the graph
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def cell(scores: dict, key: str) -> str:
@@ -77,7 +67,7 @@ def main() -> None:
         rows.append(f"| {name} | " + " | ".join(cell(scores, k) for _, k in COLUMNS)
                     + f" | {sum(c['parameters'] for c in cards_used) / 1e6:.1f} M"
                     f" | {sum(c['source']['bytes'] for c in cards_used) / 2**20:.1f} MiB"
-                    f" | {latency_ms(predict_one, args.repeats):.1f} |")
+                    f" | {median_ms(predict_one, args.repeats):.1f} |")
 
     all_probs = {}
     for card, member in zip(cards, members):

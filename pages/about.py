@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import disclaimer, registry
+from skin.fetch import describe
 
 st.title("Skin-lesion classifier and backbone comparator")
 disclaimer()
@@ -30,8 +31,7 @@ else:
             "input px": card["input_size"], "classes": ", ".join(card["classes"]),
             "loss": config.get("loss"), "epochs": card.get("training", {}).get("epochs_run"),
             "data": card.get("training", {}).get("data_layout"),
-            "weights": next((f"{k}: {v}" for k, v in card["source"].items()
-                             if k in ("file", "url", "gdrive")), ""),
+            "weights": describe(card["source"]),
         })
     st.dataframe(pd.DataFrame(rows).set_index("model"), width="stretch")
     st.caption("init 'scratch' means random initialisation: ImageNet weights could not be "
@@ -60,10 +60,10 @@ st.markdown(
 
    ```toml
    [models.NAME]
-   gdrive = "FILE_ID_OR_LINK"
-   sha256 = "..."
+   gdrive = "FILE_ID_OR_LINK"   # or url = "https://..."
+   sha256 = "..."               # only if the weights differ from the card's
    ```
 
-   The app downloads it with gdown on first use and checks the sha256.
+   The app downloads it (Drive files with gdown) on first use and checks the sha256.
 """
 )

@@ -19,7 +19,6 @@ class Backbone:
     preprocess_input: Callable
     preprocessing: str  # keras.applications mode: caffe, torch, tf, or none (built in)
     min_size: int
-    default_size: int
     last_conv_layer: str
 
 
@@ -29,17 +28,17 @@ BACKBONES = {
     b.name: b
     for b in (
         Backbone("resnet50", _apps.ResNet50, _apps.resnet50.preprocess_input,
-                 "caffe", 32, 224, "conv5_block3_out"),
+                 "caffe", 32, "conv5_block3_out"),
         Backbone("densenet121", _apps.DenseNet121, _apps.densenet.preprocess_input,
-                 "torch", 32, 224, "relu"),
+                 "torch", 32, "relu"),
         Backbone("mobilenetv2", _apps.MobileNetV2, _apps.mobilenet_v2.preprocess_input,
-                 "tf", 32, 224, "out_relu"),
+                 "tf", 32, "out_relu"),
         Backbone("efficientnetb0", _apps.EfficientNetB0, _apps.efficientnet.preprocess_input,
-                 "none", 32, 224, "top_activation"),
+                 "none", 32, "top_activation"),
         Backbone("inceptionv3", _apps.InceptionV3, _apps.inception_v3.preprocess_input,
-                 "tf", 75, 299, "mixed10"),
+                 "tf", 75, "mixed10"),
         Backbone("xception", _apps.Xception, _apps.xception.preprocess_input,
-                 "tf", 71, 299, "block14_sepconv2_act"),
+                 "tf", 71, "block14_sepconv2_act"),
     )
 }
 
