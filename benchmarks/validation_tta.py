@@ -1,7 +1,7 @@
 """Does test-time augmentation help, and does the ensemble beat its members? Measured on
 the validation split, where serving choices may be made (never on the test split): every
 shipped model and their ensemble, each without and with the 8 mirrored/rotated views of
-`--tta`, as Markdown.
+`--tta`; then what share of images each one's "inconclusive" thresholds flag. As Markdown.
 
     python benchmarks/validation_tta.py [--data ../shared/data/ham10000]
 """
@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comparison import shared_split_rows  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import summary_metrics  # noqa: E402
-from skin.predict import Predictor  # noqa: E402
+from skin.predict import Predictor, ensemble_thresholds, flagging  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
 
 FIGURES = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -36,14 +36,16 @@ def main() -> None:
     val = shared_split_rows(cards, Path(args.data), side="val")
     images = [read_image(path) for path in val["path"]]
     y = np.array([cards[0]["classes"].index(label) for label in val["label"]])
-    probs = {}
+    probs, thresholds = {}, {}
     for card in cards:
         predictor = Predictor(card, load_model(card))
+        thresholds[card["name"]] = predictor.thresholds
         probs[card["name"], "no"] = predictor.batch_probabilities(images)
         probs[card["name"], "yes"] = np.stack([predictor.probabilities(image, tta=True)
                                                for image in images])
     for tta in ("no", "yes"):
         probs["ensemble", tta] = np.mean([probs[name, tta] for name in members], axis=0)
+    thresholds["ensemble"] = ensemble_thresholds([thresholds[name] for name in members])
 
     print(f"Validation split: n = {len(val)} (lesion-grouped, seed "
           f"{cards[0]['training']['seed']}).\n")
@@ -52,6 +54,14 @@ def main() -> None:
     for (name, tta), p in probs.items():
         scores = summary_metrics(y, p)
         print(f"| {name} | {tta} | " + " | ".join(f"{scores[k]:.4f}" for k in FIGURES) + " |")
+
+    print("\nInconclusive flag (no TTA; the ensemble's thresholds are its members' mean):\n")
+    print("| model | flagged | accuracy kept | accuracy flagged |")
+    print("|---|---|---|---|")
+    for name, limits in thresholds.items():
+        flags = flagging(y, probs[name, "no"], limits)
+        print(f"| {name} | {flags['flagged_fraction']:.3f} | {flags['accuracy_kept']:.3f} | "
+              f"{flags['accuracy_flagged']:.3f} |")
 
 
 if __name__ == "__main__":

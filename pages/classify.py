@@ -30,18 +30,24 @@ if image is None:
     st.info("Upload an image, take a photo or pick a sample to classify it.")
     st.stop()
 
-names = ensemble_names if choice == ensemble_label else [choice]
+use_ensemble = choice == ensemble_label
+names = ensemble_names if use_ensemble else [choice]
 members = [p for p in (predictor(found.cards[n]) for n in names) if p is not None]
 if not members:
     st.stop()
-result = ensemble(members, image, top_k, tta) if choice == ensemble_label else \
+if use_ensemble and len(members) < len(names):
+    st.warning(f"The ensemble averages the {len(members)} of its {len(names)} models that "
+               f"loaded: {', '.join(m.name for m in members)}.")
+result = ensemble(members, image, top_k, tta) if use_ensemble else \
     members[0].predict(image, top_k, tta)
 
 with right:
     if result.uncertain:
+        thresholds = ("the mean of its members' thresholds, each chosen on validation data"
+                      if use_ensemble else "the thresholds chosen on validation data")
         st.warning(f"**Inconclusive.** The model's best guess is {result.name} "
                    f"({result.confidence:.0%}), but its confidence or the margin over the "
-                   "next class is below the thresholds chosen on validation data.")
+                   f"next class is below {thresholds}.")
     else:
         st.subheader(f"{result.name} ({result.label}): {result.confidence:.0%}")
     if result.malignant:

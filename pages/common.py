@@ -28,15 +28,26 @@ def disclaimer() -> None:
 
 
 def registry() -> Registry:
-    """The registered model cards; a Drive id in st.secrets overrides a card's source:
-    [models.NAME] gdrive = "..." (sha256 = "..." too if the weights changed)."""
+    """The registered model cards, where st.secrets may move a card's weights elsewhere:
+    [models.NAME] gdrive = "..." or url = "..." (sha256 = "..." too if the weights changed)."""
     found = Registry.discover()
-    for name, source in _secret("models", {}).items():
+    for name, override in _secret("models", {}).items():
         card = found.cards.get(name)
-        if card is not None and "gdrive" in source:
-            card["source"] = {"gdrive": source["gdrive"],
-                              "sha256": source.get("sha256", card["source"].get("sha256"))}
+        if card is None:
+            found.problems.append(f"st.secrets [models.{name}] is ignored: no model is named "
+                                  f"{name} (registered: {', '.join(found.cards) or 'none'})")
+        elif "gdrive" in override or "url" in override:
+            card["source"] = moved_source(card["source"], override)
     return found
+
+
+def moved_source(source: dict, override: dict) -> dict:
+    """The card's source with its weights at the override's location (and sha256)."""
+    moved = {k: v for k, v in source.items() if k not in ("file", "url", "gdrive")}
+    if override.get("sha256", moved.get("sha256")) != moved.get("sha256"):
+        moved.pop("bytes", None)  # other weights: their size is not known
+    location = {k: override[k] for k in ("gdrive", "url") if k in override}
+    return {**moved, **location, "sha256": override.get("sha256", moved.get("sha256"))}
 
 
 def _secret(key, default):
@@ -68,7 +79,7 @@ def predictor(card: dict):
 def no_models_message(found: Registry) -> bool:
     """Say what to do when no model is registered; True if the page should stop."""
     for problem in found.problems:
-        st.warning(f"A model card was skipped: {problem}")
+        st.warning(problem)
     if found.cards:
         return False
     st.info("No model is available yet. Train one with `python -m train ... --out "

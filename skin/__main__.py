@@ -5,8 +5,9 @@
     python -m skin predict IMAGE... [--model NAME|all|ensemble] [--tta] [--json]
     python -m skin evaluate --images DIR --labels CSV [--model NAME|all|ensemble] [--json]
 
-Errors exit non-zero with one line; progress goes to stderr; --json puts one JSON
-object on stdout.
+Errors exit 2 with one line; progress goes to stderr; --json puts one JSON object on
+stdout. With --model all or ensemble, a model that cannot be loaded is left out with a
+note and the others go on (exit 1).
 """
 
 import argparse
@@ -50,11 +51,23 @@ def chosen_cards(registry: Registry, name: str) -> list[dict]:
     return [registry.get(name)]
 
 
-def predictors(cards):
+def predictors(cards, choice: str) -> tuple[list, dict]:
+    """The loaded Predictors, and name -> error for the models that failed to load. A
+    model named alone must load; with all or ensemble the others go on without it."""
     from skin.predict import Predictor
+    loaded, unavailable = [], {}
     for card in cards:
         progress(f"loading {card['name']} ...")
-        yield Predictor(card, load_model(card))
+        try:
+            loaded.append(Predictor(card, load_model(card)))
+        except (CardError, FetchError, ModelLoadError) as e:
+            if choice not in ("all", "ensemble"):
+                raise
+            progress(f"error: leaving out {card['name']}: {e}")
+            unavailable[card["name"]] = str(e)
+    if not loaded:
+        raise UsageError("none of the models could be loaded (the reasons are above)")
+    return loaded, unavailable
 
 
 def cmd_models(args, registry):
@@ -98,17 +111,19 @@ def cmd_predict(args, registry):
     if not images:
         return 2
     cards = chosen_cards(registry, args.model)
-    from skin.predict import ensemble
-    members = list(predictors(cards))
+    from skin.predict import DISCLAIMER, ensemble
+    members, unavailable = predictors(cards, args.model)
     results = {}
     for path, image in images.items():
         if args.model == "ensemble":
             results[path] = [ensemble(members, image, args.top_k, args.tta).to_dict()]
         else:
             results[path] = [p.predict(image, args.top_k, args.tta).to_dict() for p in members]
+    status = 2 if errors else (1 if unavailable else 0)
     if args.json:
-        print(json.dumps({"predictions": results, "errors": errors}, indent=1))
-        return 2 if errors else 0
+        print(json.dumps({"predictions": results, "errors": errors,
+                          "unavailable_models": unavailable}, indent=1))
+        return status
     for path, predictions in results.items():
         print(path)
         for p in predictions:
@@ -116,8 +131,8 @@ def cmd_predict(args, registry):
             top = ", ".join(f"{t['code']} {t['probability']:.2f}" for t in p["top_k"])
             print(f"  {p['model']}: {p['label']} ({p['name']}) {p['confidence']:.2f}{flag}"
                   f"  [{top}]  {p['latency_ms']:.0f} ms")
-    print("Research demo, not a medical device: not a diagnosis.", file=sys.stderr)
-    return 2 if errors else 0
+    print(DISCLAIMER, file=sys.stderr)
+    return status
 
 
 def find_images(folder: Path, ids) -> tuple[dict, list]:
@@ -203,7 +218,7 @@ def cmd_evaluate(args, registry):
 
     # Images are read a chunk at a time: a test set of full-resolution dermoscopy photos
     # would not fit in memory all at once.
-    loaded = list(predictors(cards))
+    loaded, unavailable = predictors(cards, args.model)
     chunks = {p.name: [] for p in loaded}
     for start in range(0, len(labels), EVALUATION_CHUNK):
         progress(f"predicting images {start + 1} to "
@@ -230,9 +245,10 @@ def cmd_evaluate(args, registry):
         mean = np.mean([probs[name] for name in members], axis=0)
         report["ensemble"] = {"members": members, **evaluate(
             true_indices(shared), mean, shared["classes"], n_resamples=args.bootstrap)}
+    status = 1 if unavailable else 0
     if args.json:
-        print(json.dumps({"models": report}, indent=1))
-        return 0
+        print(json.dumps({"models": report, "unavailable_models": unavailable}, indent=1))
+        return status
     for name, m in report.items():
         auc = "n/a" if m["auc_ovr"] is None else f"{m['auc_ovr']:.3f}"
         if name == "ensemble":
@@ -241,7 +257,7 @@ def cmd_evaluate(args, registry):
               f"{m['balanced_accuracy']:.3f} macro_f1 {m['macro_f1']:.3f} weighted_f1 "
               f"{m['weighted_f1']:.3f} top3 {m['top3_accuracy']:.3f} auc_ovr {auc} "
               f"ece {m['ece']:.3f}")
-    return 0
+    return status
 
 
 def parse_args(argv=None):

@@ -50,17 +50,20 @@ def _check_names(card: dict, path: Path) -> None:
     if not isinstance(source, dict):
         raise CardError(f"{path}: 'source' must be an object (file, url or gdrive, + sha256)")
     file = source.get("file")
-    if file is not None and (not isinstance(file, str) or not SAFE_NAME.match(file)
-                             or file.startswith("..")):
+    if file is not None and (not isinstance(file, str) or not SAFE_NAME.match(file)):
         raise CardError(f"{path}: the weights file {file!r} must be a plain file name in "
                         "the card's own folder")
 
 
 def build_model(card: dict, input_size: int | None = None):
-    """The card's architecture with random weights (input size overridable)."""
-    from skin.backbones import build_classifier  # imports TensorFlow: only when needed
+    """The card's architecture with random weights (input size overridable); a card
+    naming an unknown backbone or a size it cannot take is a CardError."""
+    from skin.backbones import BackboneError, build_classifier  # imports TensorFlow
 
-    return build_classifier(
-        card["backbone"], len(card["classes"]), input_size or card["input_size"],
-        dropout=card.get("training", {}).get("config", {}).get("dropout", 0.3),
-    )
+    try:
+        return build_classifier(
+            card["backbone"], len(card["classes"]), input_size or card["input_size"],
+            dropout=card.get("training", {}).get("config", {}).get("dropout", 0.3),
+        )
+    except BackboneError as e:
+        raise CardError(f"{card.get('_path', card['name'])}: {e}") from None

@@ -16,6 +16,7 @@ from skin.preprocessing import center_crop_resize, model_input
 # Used when a card records no thresholds of its own (cards record theirs, chosen on the
 # validation split by train/export.py).
 DEFAULT_UNCERTAINTY = {"min_confidence": 0.5, "min_margin": 0.15}
+DISCLAIMER = "Research demo, not a medical device: not a diagnosis."
 
 
 @dataclass
@@ -34,7 +35,8 @@ class Prediction:
     tta: bool
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The prediction as JSON-ready data, with the disclaimer (it travels with the file)."""
+        return {**asdict(self), "disclaimer": DISCLAIMER}
 
 
 def summarise(model: str, classes, probs: np.ndarray, thresholds: dict, top_k: int,
@@ -64,16 +66,26 @@ def calibrate(probs: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def choose_uncertainty_thresholds(labels, probs, flag_fraction: float = 0.2) -> dict:
-    """Thresholds that flag the least confident `flag_fraction` of validation predictions
-    (by top probability, and by margin), with the accuracy of what is kept and flagged."""
+    """Thresholds on top probability and on margin, each flagging the least confident
+    `flag_fraction` of validation predictions (together somewhat more: an image is
+    flagged by either), with the share flagged and the accuracy of what is kept and flagged."""
+    ranked = np.sort(np.asarray(probs), axis=1)
+    thresholds = {
+        "min_confidence": float(np.quantile(ranked[:, -1], flag_fraction)),
+        "min_margin": float(np.quantile(ranked[:, -1] - ranked[:, -2], flag_fraction)),
+    }
+    return {**thresholds, "chosen_on": "val", **flagging(labels, probs, thresholds)}
+
+
+def flagging(labels, probs, thresholds: dict) -> dict:
+    """The share of predictions the thresholds flag, and the accuracy of the kept and the
+    flagged ones."""
     labels, probs = np.asarray(labels), np.asarray(probs)
     ranked = np.sort(probs, axis=1)
     confidence, margin = ranked[:, -1], ranked[:, -1] - ranked[:, -2]
-    thresholds = {"min_confidence": float(np.quantile(confidence, flag_fraction)),
-                  "min_margin": float(np.quantile(margin, flag_fraction))}
     flagged = (confidence < thresholds["min_confidence"]) | (margin < thresholds["min_margin"])
     correct = probs.argmax(axis=1) == labels
-    return {**thresholds, "chosen_on": "val", "flagged_fraction": float(flagged.mean()),
+    return {"flagged_fraction": float(flagged.mean()),
             "accuracy_kept": float(correct[~flagged].mean()) if (~flagged).any() else None,
             "accuracy_flagged": float(correct[flagged].mean()) if flagged.any() else None}
 
@@ -144,6 +156,12 @@ class Predictor:
         return summarise(self.name, self.classes, probs, self.thresholds, top_k, latency, tta)
 
 
+def ensemble_thresholds(members: list[dict]) -> dict:
+    """The ensemble's uncertainty thresholds: the mean of its members' (the ensemble has
+    no validation run of its own; benchmarks/validation_tta.py measures what they flag)."""
+    return {k: float(np.mean([m[k] for m in members])) for k in DEFAULT_UNCERTAINTY}
+
+
 def ensemble(predictors, image: np.ndarray, top_k: int = 3, tta: bool = False) -> Prediction:
     """Mean of the members' calibrated probabilities; they must share one class list."""
     classes = predictors[0].classes
@@ -152,7 +170,6 @@ def ensemble(predictors, image: np.ndarray, top_k: int = 3, tta: bool = False) -
     started = time.perf_counter()
     probs = np.mean([p.probabilities(image, tta) for p in predictors], axis=0)
     latency = (time.perf_counter() - started) * 1000
-    thresholds = {k: float(np.mean([p.thresholds[k] for p in predictors]))
-                  for k in DEFAULT_UNCERTAINTY}
+    thresholds = ensemble_thresholds([p.thresholds for p in predictors])
     name = "ensemble(" + "+".join(p.name for p in predictors) + ")"
     return summarise(name, classes, probs, thresholds, top_k, latency, tta)

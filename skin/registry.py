@@ -36,7 +36,7 @@ class Registry:
                 try:
                     card = read_card(path)
                 except CardError as e:
-                    registry.problems.append(str(e))
+                    registry.problems.append(f"a model card was skipped: {e}")
                     continue
                 if card["name"] in found:
                     registry.problems.append(

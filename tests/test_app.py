@@ -141,3 +141,12 @@ def test_the_best_figure_is_marked_on_every_model_that_has_it():
     table["ece"] = [0.05, 0.02, None]
     best = best_per_column(table)
     assert best["accuracy"] == {"a", "b"} and best["ece"] == {"b"}
+
+
+def test_a_source_moved_by_st_secrets_keeps_what_still_holds():
+    from pages.common import moved_source
+    shipped = {"file": "w.h5", "sha256": "a" * 64, "bytes": 5, "dtype": "float16"}
+    assert moved_source(shipped, {"gdrive": "ID"}) == {
+        "gdrive": "ID", "sha256": "a" * 64, "bytes": 5, "dtype": "float16"}
+    assert moved_source(shipped, {"url": "https://x/w.h5", "sha256": "b" * 64}) == {
+        "url": "https://x/w.h5", "sha256": "b" * 64, "dtype": "float16"}

@@ -8,7 +8,10 @@ import pytest
 
 from skin.cards import CardError, build_model, read_card
 from skin.images import read_image
-from skin.predict import Predictor, ensemble, summarise
+from skin.predict import (
+    Predictor, choose_uncertainty_thresholds, ensemble, ensemble_thresholds, flagging,
+    summarise,
+)
 from skin.registry import ModelLoadError, Registry, load_model, model_dirs
 from tests.conftest import CLASS_COLOURS, write_image
 
@@ -126,6 +129,27 @@ def test_uncertain_flag_follows_the_thresholds():
     assert not flag([0.8, 0.1, 0.1])
     assert flag([0.45, 0.1, 0.45])  # low confidence
     assert flag([0.55, 0.4, 0.05])  # confident enough, but a small margin
+
+
+def test_thresholds_flag_what_summarise_flags_and_each_cuts_its_share():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.ones(4), size=500)
+    labels = rng.integers(0, 4, size=500)
+    chosen = choose_uncertainty_thresholds(labels, probs, flag_fraction=0.2)
+    uncertain = [summarise("m", list("abcd"), p, chosen, 3, 1.0, False).uncertain for p in probs]
+    assert chosen["flagged_fraction"] == pytest.approx(np.mean(uncertain))
+    # Either test flags 20%; together they flag more, fewer than 40%.
+    assert 0.2 < chosen["flagged_fraction"] < 0.4
+    correct = probs.argmax(axis=1) == labels
+    kept = ~np.array(uncertain)
+    assert chosen["accuracy_kept"] == pytest.approx(correct[kept].mean())
+    nothing = flagging(labels, probs, {"min_confidence": 0.0, "min_margin": 0.0})
+    assert nothing["flagged_fraction"] == 0 and nothing["accuracy_flagged"] is None
+
+
+def test_ensemble_thresholds_are_the_members_mean():
+    members = [{"min_confidence": 0.4, "min_margin": 0.1}, {"min_confidence": 0.6, "min_margin": 0.3}]
+    assert ensemble_thresholds(members) == pytest.approx({"min_confidence": 0.5, "min_margin": 0.2})
 
 
 def test_predictor_gradcam_for_the_predicted_and_a_named_class(predictors, red_image):

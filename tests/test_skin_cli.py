@@ -267,21 +267,51 @@ def test_evaluate_refuses_labels_outside_the_classes(tiny_models, labelled_folde
     assert "mel" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_a_model_whose_download_fails_does_not_stop_the_others(tiny_models, tmp_path):
+def tiny_models_with_a_broken_card(tiny_models, folder, **change) -> str:
+    """A copy of the tiny models where the efficientnetb0 card has `change` applied."""
     for f in tiny_models.iterdir():
-        (tmp_path / f.name).write_bytes(f.read_bytes())
-    card = json.loads((tmp_path / "tiny-efficientnetb0.json").read_text())
-    card["source"] = {"url": "http://127.0.0.1:9/w.h5", "sha256": "0" * 64}
-    (tmp_path / "tiny-efficientnetb0.json").write_text(json.dumps(card))
+        (folder / f.name).write_bytes(f.read_bytes())
+    card_path = folder / "tiny-efficientnetb0.json"
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), **change}))
+    return "tiny-efficientnetb0"
+
+
+def test_a_model_whose_download_fails_does_not_stop_the_others(tiny_models, tmp_path):
+    tiny_models_with_a_broken_card(
+        tiny_models, tmp_path, source={"url": "http://127.0.0.1:9/w.h5", "sha256": "0" * 64})
     result = run_skin("fetch", "--model", "all", models_dir=tmp_path, cache=tmp_path / "c")
     assert result.returncode == 1
     assert "tiny-mobilenetv2:" in result.stdout
     assert "error: model tiny-efficientnetb0" in result.stderr and "cannot connect" in result.stderr
 
 
-def test_no_models_registered_says_what_to_do(tmp_path):
+def test_a_model_that_cannot_load_is_left_out_of_all(tiny_models, labelled_folder, tmp_path):
+    broken = tiny_models_with_a_broken_card(tiny_models, tmp_path, backbone="vgg99")
+    image = str(labelled_folder / "images" / "bcc0.jpg")
+    result = run_skin("predict", image, "--model", "all", "--json", models_dir=tmp_path)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert "unknown backbone 'vgg99'" in report["unavailable_models"][broken]
+    assert "tiny-mobilenetv2" in {p["model"] for p in report["predictions"][image]}
+    assert all("not a medical device" in p["disclaimer"] for p in report["predictions"][image])
+    assert f"error: leaving out {broken}" in result.stderr
+
+    alone = run_skin("predict", image, "--model", broken, models_dir=tmp_path)
+    assert alone.returncode == 2 and "unknown backbone 'vgg99'" in alone.stderr
+    assert "Traceback" not in alone.stderr
+
+    evaluated = run_evaluate(labelled_folder, labelled_folder / "labels.csv", "--json",
+                             "--bootstrap", "20", models_dir=tmp_path)
+    assert evaluated.returncode == 1, evaluated.stderr
+    report = json.loads(evaluated.stdout)
+    assert broken in report["unavailable_models"] and "tiny-mobilenetv2" in report["models"]
+
+
+def test_no_models_registered_says_what_to_do(tmp_path, monkeypatch, capsys):
+    from skin import registry
+    from skin.__main__ import main
+    monkeypatch.setattr(registry, "SHIPPED_MODELS", tmp_path / "no-models")
+    monkeypatch.setenv("SKIN_MODEL_DIRS", "")
     image = write_image(tmp_path / "x.png", (10, 10, 10), (64, 64))
-    result = run_skin("predict", str(image), models_dir=tmp_path)
-    # The shipped folder may hold models; with none anywhere the message names the fix.
-    if result.returncode == 2:
-        assert "no models are registered" in result.stderr
+    assert main(["predict", str(image)]) == 2
+    assert "no models are registered" in capsys.readouterr().err

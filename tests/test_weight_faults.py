@@ -12,10 +12,12 @@ import time
 
 import pytest
 import streamlit as st
+from streamlit.testing.v1 import AppTest
 
 from skin import fetch as fetch_module
 from skin import registry
-from tests.test_app import jpeg, page, texts
+from tests.conftest import ROOT
+from tests.test_app import TIMEOUT, jpeg, page, texts
 from tests.weights_server import url_of_a_closed_port, weights_server
 
 LOCAL, REMOTE = "tiny-mobilenetv2", "tiny-efficientnetb0"
@@ -128,3 +130,36 @@ def test_a_damaged_local_weights_file_affects_that_model_only(models, damage, re
     weights.write_bytes(original)  # restored: the next run of the page succeeds
     at.run()
     assert_both_classify(at)
+
+
+def test_a_card_naming_an_unknown_backbone_affects_that_model_only(models):
+    card_path = models / f"{LOCAL}.json"
+    card_path.write_text(json.dumps({**json.loads(card_path.read_text()), "backbone": "vgg99"}))
+    at = compare_an_upload()
+    assert_only_unavailable(at, LOCAL, REMOTE, "unknown backbone 'vgg99'")
+
+
+def test_an_ensemble_missing_a_member_says_which_models_it_averages(models, server):
+    server.fault = "gone"
+    at = page("classify")
+    at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
+    ensemble_option = at.selectbox(key="classify-model").options[-1]
+    at.selectbox(key="classify-model").select(ensemble_option).run()
+    assert not at.exception, at.exception
+    assert f"averages the 1 of its 2 models that loaded: {LOCAL}." in texts(at)
+    assert any(e.value.startswith(f"Model {REMOTE} is unavailable") for e in at.error)
+
+
+def test_st_secrets_move_a_models_weights(models, server):
+    card_path = models / f"{REMOTE}.json"
+    card = json.loads(card_path.read_text())
+    card["source"]["url"] = url_of_a_closed_port()  # only the secrets know where they are
+    card_path.write_text(json.dumps(card))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.secrets["models"] = {REMOTE: {"url": server.url}, "no-such-model": {"gdrive": "x"}}
+    at.run()
+    at.switch_page("pages/compare.py").run()
+    at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
+    assert not at.exception, at.exception
+    assert_both_classify(at)
+    assert "st.secrets [models.no-such-model] is ignored: no model is named" in texts(at)
