@@ -9,10 +9,9 @@ from pathlib import Path
 
 import streamlit as st
 
-from skin.cards import CardError
-from skin.fetch import FetchError
+from skin.fetch import WEIGHT_LOCATIONS
 from skin.images import HEIF_SUFFIXES, HEIF_SUPPORTED, IMAGE_SUFFIXES, InvalidImage, read_image
-from skin.registry import ModelLoadError, Registry, load_model
+from skin.registry import LOAD_ERRORS, Registry, load_model
 
 DISCLAIMER = ("**Research demo, not a medical device.** This output is not a diagnosis and "
               "must not guide any medical decision. See a dermatologist about any lesion "
@@ -20,7 +19,7 @@ DISCLAIMER = ("**Research demo, not a medical device.** This output is not a dia
 UPLOAD_TYPES = [suffix.lstrip(".") for suffix in
                 IMAGE_SUFFIXES + (HEIF_SUFFIXES if HEIF_SUPPORTED else ())]
 DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000" / "images"
-LOAD_ERRORS = (FetchError, ModelLoadError, CardError, OSError)
+PAGE_LOAD_ERRORS = (*LOAD_ERRORS, OSError)
 
 
 def disclaimer() -> None:
@@ -43,11 +42,12 @@ def registry() -> Registry:
 
 def moved_source(source: dict, override: dict) -> dict:
     """The card's source with its weights at the override's location (and sha256)."""
-    moved = {k: v for k, v in source.items() if k not in ("file", "url", "gdrive")}
-    if override.get("sha256", moved.get("sha256")) != moved.get("sha256"):
+    sha256 = override.get("sha256", source.get("sha256"))
+    moved = {k: v for k, v in source.items() if k not in WEIGHT_LOCATIONS}
+    if sha256 != source.get("sha256"):
         moved.pop("bytes", None)  # other weights: their size is not known
     location = {k: override[k] for k in ("gdrive", "url") if k in override}
-    return {**moved, **location, "sha256": override.get("sha256", moved.get("sha256"))}
+    return {**moved, **location, "sha256": sha256}
 
 
 def _secret(key, default):
@@ -71,7 +71,7 @@ def predictor(card: dict):
             loaded = _cached_predictor(card["name"], key, card)
             status.update(label=f"Model {card['name']} ready", state="complete")
         return loaded
-    except LOAD_ERRORS as e:
+    except PAGE_LOAD_ERRORS as e:
         st.error(f"Model {card['name']} is unavailable: {e}")
         return None
 

@@ -20,12 +20,11 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from skin.cards import CardError  # noqa: E402
 from skin.fetch import FetchError, describe, fetch  # noqa: E402
 from skin.images import HEIF_SUFFIXES, IMAGE_SUFFIXES, InvalidImage, read_image  # noqa: E402
-from skin.registry import ModelLoadError, Registry, load_model, weights_present  # noqa: E402
+from skin.registry import LOAD_ERRORS, Registry, load_model, weights_present  # noqa: E402
 
-USER_ERRORS = (CardError, FetchError, ModelLoadError, InvalidImage)
+USER_ERRORS = (*LOAD_ERRORS, InvalidImage)
 
 
 # Images held in memory at once by `evaluate`: 32 photos of 12 megapixels take 1.1 GB.
@@ -60,7 +59,7 @@ def predictors(cards, choice: str) -> tuple[list, dict]:
         progress(f"loading {card['name']} ...")
         try:
             loaded.append(Predictor(card, load_model(card)))
-        except (CardError, FetchError, ModelLoadError) as e:
+        except LOAD_ERRORS as e:
             if choice not in ("all", "ensemble"):
                 raise
             progress(f"error: leaving out {card['name']}: {e}")

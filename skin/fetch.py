@@ -20,6 +20,7 @@ CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 20  # between bytes: a stalled server fails in seconds, a slow one finishes
 DRIVE_ID = re.compile(r"^[-\w]{20,}$")
 HTML_MARKERS = (b"<!doctype html", b"<html", b"<head", b"<body")
+WEIGHT_LOCATIONS = ("file", "url", "gdrive")  # the keys of a card's source that say where
 
 
 class FetchError(Exception):
@@ -32,7 +33,7 @@ def cache_dir() -> Path:
 
 
 def describe(source: dict) -> str:
-    for key in ("file", "url", "gdrive"):
+    for key in WEIGHT_LOCATIONS:
         if source.get(key):
             return f"{key} {source[key]}"
     return "no source"

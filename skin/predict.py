@@ -39,6 +39,18 @@ class Prediction:
         return {**asdict(self), "disclaimer": DISCLAIMER}
 
 
+def is_uncertain(confidence, margin, thresholds: dict):
+    """The rule of the "inconclusive" flag (scalars or arrays): a low top probability,
+    or a small lead over the second class."""
+    return (confidence < thresholds["min_confidence"]) | (margin < thresholds["min_margin"])
+
+
+def confidence_and_margin(probs):
+    """Top probability, and its lead over the second, along the last axis."""
+    ranked = np.sort(np.asarray(probs), axis=-1)
+    return ranked[..., -1], ranked[..., -1] - ranked[..., -2]
+
+
 def summarise(model: str, classes, probs: np.ndarray, thresholds: dict, top_k: int,
               latency_ms: float, tta: bool) -> Prediction:
     order = np.argsort(probs)[::-1]
@@ -52,7 +64,7 @@ def summarise(model: str, classes, probs: np.ndarray, thresholds: dict, top_k: i
         probabilities={c: float(p) for c, p in zip(classes, probs)},
         entropy=float(-np.sum(probs * np.log(np.clip(probs, 1e-12, 1)))),
         margin=float(top - second),
-        uncertain=bool(top < thresholds["min_confidence"] or top - second < thresholds["min_margin"]),
+        uncertain=bool(is_uncertain(top, top - second, thresholds)),
         latency_ms=latency_ms, tta=tta,
     )
 
@@ -69,22 +81,18 @@ def choose_uncertainty_thresholds(labels, probs, flag_fraction: float = 0.2) -> 
     """Thresholds on top probability and on margin, each flagging the least confident
     `flag_fraction` of validation predictions (together somewhat more: an image is
     flagged by either), with the share flagged and the accuracy of what is kept and flagged."""
-    ranked = np.sort(np.asarray(probs), axis=1)
-    thresholds = {
-        "min_confidence": float(np.quantile(ranked[:, -1], flag_fraction)),
-        "min_margin": float(np.quantile(ranked[:, -1] - ranked[:, -2], flag_fraction)),
-    }
+    confidence, margin = confidence_and_margin(probs)
+    thresholds = {"min_confidence": float(np.quantile(confidence, flag_fraction)),
+                  "min_margin": float(np.quantile(margin, flag_fraction))}
     return {**thresholds, "chosen_on": "val", **flagging(labels, probs, thresholds)}
 
 
 def flagging(labels, probs, thresholds: dict) -> dict:
     """The share of predictions the thresholds flag, and the accuracy of the kept and the
     flagged ones."""
-    labels, probs = np.asarray(labels), np.asarray(probs)
-    ranked = np.sort(probs, axis=1)
-    confidence, margin = ranked[:, -1], ranked[:, -1] - ranked[:, -2]
-    flagged = (confidence < thresholds["min_confidence"]) | (margin < thresholds["min_margin"])
-    correct = probs.argmax(axis=1) == labels
+    confidence, margin = confidence_and_margin(probs)
+    flagged = is_uncertain(confidence, margin, thresholds)
+    correct = np.asarray(probs).argmax(axis=1) == np.asarray(labels)
     return {"flagged_fraction": float(flagged.mean()),
             "accuracy_kept": float(correct[~flagged].mean()) if (~flagged).any() else None,
             "accuracy_flagged": float(correct[flagged].mean()) if flagged.any() else None}

@@ -8,13 +8,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from skin.cards import CardError, build_model, read_card
-from skin.fetch import fetch, local_path
+from skin.fetch import FetchError, fetch, local_path
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 
 
 class ModelLoadError(Exception):
     """Weights that were fetched but do not fit the model their card describes."""
+
+
+# What load_model raises for one broken model (its card, its download, its weights).
+LOAD_ERRORS = (CardError, FetchError, ModelLoadError)
 
 
 def model_dirs() -> list[Path]:

@@ -32,8 +32,9 @@ def app_env(tiny_models, monkeypatch, tmp_path):
     return tiny_models
 
 
-def page(name: str) -> AppTest:
+def page(name: str, secrets: dict | None = None) -> AppTest:
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
+    at.secrets.update(secrets or {})
     at.run()
     if name != "classify":
         at.switch_page(f"pages/{name}.py").run()

@@ -12,12 +12,10 @@ import time
 
 import pytest
 import streamlit as st
-from streamlit.testing.v1 import AppTest
 
 from skin import fetch as fetch_module
 from skin import registry
-from tests.conftest import ROOT
-from tests.test_app import TIMEOUT, jpeg, page, texts
+from tests.test_app import jpeg, page, texts
 from tests.weights_server import url_of_a_closed_port, weights_server
 
 LOCAL, REMOTE = "tiny-mobilenetv2", "tiny-efficientnetb0"
@@ -50,8 +48,8 @@ def models(tiny_models, server, tmp_path, monkeypatch):
     st.cache_resource.clear()
 
 
-def compare_an_upload():
-    at = page("compare")
+def compare_an_upload(secrets: dict | None = None):
+    at = page("compare", secrets)
     at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
     assert not at.exception, at.exception
     return at
@@ -155,11 +153,7 @@ def test_st_secrets_move_a_models_weights(models, server):
     card = json.loads(card_path.read_text())
     card["source"]["url"] = url_of_a_closed_port()  # only the secrets know where they are
     card_path.write_text(json.dumps(card))
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT)
-    at.secrets["models"] = {REMOTE: {"url": server.url}, "no-such-model": {"gdrive": "x"}}
-    at.run()
-    at.switch_page("pages/compare.py").run()
-    at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
-    assert not at.exception, at.exception
+    at = compare_an_upload(secrets={"models": {REMOTE: {"url": server.url},
+                                               "no-such-model": {"gdrive": "x"}}})
     assert_both_classify(at)
     assert "st.secrets [models.no-such-model] is ignored: no model is named" in texts(at)
