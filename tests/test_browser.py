@@ -3,6 +3,7 @@ driven by Playwright, an upload, and the prediction on the page.
 
 Set SKIN_SCREENSHOTS=DIR to keep a screenshot of every page there (docs/ holds them)."""
 
+import contextlib
 import os
 import shutil
 import socket
@@ -47,11 +48,11 @@ class ServerURL(str):
     """The app's address, which also knows the server's process id."""
 
 
-@pytest.fixture(scope="module")
-def app_url(tiny_models, tmp_path_factory):
+@contextlib.contextmanager
+def streamlit_app(model_dirs: str, sample_dir: Path):
+    """`streamlit run app.py` on a free port of 127.0.0.1; its address once it is healthy."""
     port = free_port()
-    env = {**os.environ, "SKIN_MODEL_DIRS": os.environ.get("SKIN_E2E_MODELS", str(tiny_models)),
-           "SKIN_SAMPLE_DIR": str(tmp_path_factory.mktemp("no-samples"))}
+    env = {**os.environ, "SKIN_MODEL_DIRS": model_dirs, "SKIN_SAMPLE_DIR": str(sample_dir)}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
@@ -68,9 +69,18 @@ def app_url(tiny_models, tmp_path_factory):
     else:
         server.kill()
         pytest.fail("streamlit did not answer /_stcore/health within 90 s")
-    yield url
-    server.terminate()
-    server.wait(timeout=30)
+    try:
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def app_url(tiny_models, tmp_path_factory):
+    with streamlit_app(os.environ.get("SKIN_E2E_MODELS", str(tiny_models)),
+                       tmp_path_factory.mktemp("no-samples")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +155,22 @@ def test_other_pages_render(app_url, browser, path, heading):
     page.get_by_text(heading).first.wait_for(timeout=60_000)
     assert "Traceback" not in page.inner_text("body")
     screenshot(page, path)
+
+
+def test_a_deep_link_as_the_first_visit_of_a_fresh_server_is_routed_by_the_app(
+        tiny_models, browser, tmp_path):
+    """Before the first st.navigation call of a process, Streamlit treats pages/ as a legacy
+    multipage app: /compare as the very first request once ran pages/compare.py alone, with
+    every module of pages/ (app, common, charts ...) listed as a page (pages/__init__.py)."""
+    with streamlit_app(str(tiny_models), tmp_path) as url:
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(f"{url}/compare")
+        page.get_by_text("Held-out test metrics").first.wait_for(timeout=60_000)
+        navigation = page.locator('[data-testid="stSidebarNav"] a')
+        titles = [text.split()[-1] for text in navigation.all_inner_texts()]
+        assert titles == ["Classify", "Compare", "Evaluation", "About"]
+        assert page.title().startswith("Skin-lesion classifier")  # app.py's page config
+        assert "Traceback" not in page.inner_text("body")
 
 
 def classify(page, url, path):
