@@ -9,12 +9,9 @@ classifies one image with all models, and reads the server's VmHWM / VmRSS from 
 """
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from serving import random_cards  # noqa: E402
-from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, free_port, memory_mib  # noqa: E402
+from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, memory_mib, streamlit_app  # noqa: E402
 
 
 def main():
@@ -41,21 +38,8 @@ def main():
             random_cards(models, args.img_size)
         image = scratch / "lesion.jpg"
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 200, 3)).astype(np.uint8)).save(image)
-        port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=ROOT, env={**os.environ, "SKIN_MODEL_DIRS": str(models)},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(120):
-                try:
-                    urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(0.5)
-            idle = memory_mib(server.pid)
+        with streamlit_app(str(models)) as url:
+            idle = memory_mib(url.server_pid)
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
                 page = browser.new_page()
@@ -66,10 +50,7 @@ def main():
                 page.get_by_text("Agreement:").wait_for(timeout=300_000)
                 first = time.monotonic() - started
                 browser.close()
-            loaded = memory_mib(server.pid)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+            loaded = memory_mib(url.server_pid)
         n = len(list(models.glob("*.json"))) + len(list((ROOT / "assets" / "models").glob("*.json")))
         print(f"server idle: RSS {idle['VmRSS']:.0f} MiB; after Compare with {n} models loaded: "
               f"RSS {loaded['VmRSS']:.0f} MiB, peak (VmHWM) {loaded['VmHWM']:.0f} MiB; "

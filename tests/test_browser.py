@@ -49,10 +49,13 @@ class ServerURL(str):
 
 
 @contextlib.contextmanager
-def streamlit_app(model_dirs: str, sample_dir: Path):
-    """`streamlit run app.py` on a free port of 127.0.0.1; its address once it is healthy."""
+def streamlit_app(model_dirs: str, sample_dir: Path | None = None):
+    """`streamlit run app.py` on a free port of 127.0.0.1; its address once it is healthy.
+    Without sample_dir the app offers its default sample images."""
     port = free_port()
-    env = {**os.environ, "SKIN_MODEL_DIRS": model_dirs, "SKIN_SAMPLE_DIR": str(sample_dir)}
+    env = {**os.environ, "SKIN_MODEL_DIRS": model_dirs}
+    if sample_dir is not None:
+        env["SKIN_SAMPLE_DIR"] = str(sample_dir)
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
@@ -106,8 +109,15 @@ def screenshot(page, name: str) -> None:
     if folder:
         page.set_viewport_size({"width": 1280, "height": 2000})  # Streamlit scrolls inside
         page.wait_for_function(PAGE_DRAWN, timeout=60_000)
-        page.wait_for_timeout(2000)  # let the charts finish drawing
-        page.screenshot(path=str(Path(folder) / f"{name}.png"))
+        # The resize makes charts and tables lay out again, slowly on busy cores: keep
+        # the first picture that no longer changes.
+        shot = None
+        for _ in range(30):
+            page.wait_for_timeout(1000)
+            shot, previous = page.screenshot(), shot
+            if shot == previous:
+                break
+        (Path(folder) / f"{name}.png").write_bytes(shot)
 
 
 def synthetic_lesion(path: Path) -> Path:
