@@ -1,6 +1,7 @@
 """The README's comparison table, measured: every shipped model scored by the serving
 code on the HAM10000 test split (re-made from the cards' seed and checked against their
-split fingerprint), the ensemble's row, parameters, weights size and latency, as Markdown.
+split fingerprint), the ensemble's row, parameters, weights size and latency, as Markdown;
+then whether the ensemble's lead over each member is resolved (paired bootstrap).
 
     python benchmarks/comparison.py [--data ../shared/data/ham10000] [--repeats 20]
 """
@@ -15,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from serving import median_ms  # noqa: E402
 from skin.images import read_image  # noqa: E402
-from skin.metrics import evaluate  # noqa: E402
+from skin.metrics import evaluate, paired_difference  # noqa: E402
 from skin.predict import Predictor, ensemble  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
 from train.data import DatasetError, load_dataset  # noqa: E402
@@ -90,6 +91,14 @@ def main() -> None:
     print(f"Test split: n = {len(test)} (lesion-grouped, seed "
           f"{cards[0]['training']['seed']}); 95% bootstrap intervals.\n")
     print("\n".join(rows))
+    if len(same_classes) > 1 and args.bootstrap:
+        print("\nEnsemble minus each member, balanced accuracy, paired 95% bootstrap over "
+              "the same test images:\n")
+        print("| member | ensemble - member |\n|---|---|")
+        for m in same_classes:
+            d, (lo, hi) = paired_difference(y, mean, all_probs[m.name],
+                                            n_resamples=args.bootstrap)
+            print(f"| {m.name} | {d:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
 
 
 if __name__ == "__main__":

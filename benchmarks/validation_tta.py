@@ -1,7 +1,9 @@
 """Does test-time augmentation help, and does the ensemble beat its members? Measured on
 the validation split, where serving choices may be made (never on the test split): every
 shipped model and their ensemble, each without and with the 8 mirrored/rotated views of
-`--tta`; then what share of images each one's "inconclusive" thresholds flag. As Markdown.
+`--tta`; whether the ensemble's lead over each member, and each member's share in it,
+is resolved (paired bootstrap); then what share of images each one's "inconclusive"
+thresholds flag. As Markdown.
 
     python benchmarks/validation_tta.py [--data ../shared/data/ham10000]
 """
@@ -16,11 +18,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comparison import shared_split_rows  # noqa: E402
 from skin.images import read_image  # noqa: E402
-from skin.metrics import summary_metrics  # noqa: E402
+from skin.metrics import paired_difference, summary_metrics  # noqa: E402
 from skin.predict import Predictor, ensemble_thresholds, flagging  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
 
 FIGURES = ("accuracy", "balanced_accuracy", "macro_f1")
+
+
+def print_member_shares(y, probs: dict, members: list[str]) -> None:
+    """Is the ensemble's lead over each member real, and does each member add to it?"""
+    if len(members) < 2:
+        return
+    print("\nBalanced accuracy (no TTA) of the ensemble minus each member, and of the ensemble "
+          "minus the ensemble without that member; paired 95% bootstrap over the same images:\n")
+    print("| member | ensemble - member | ensemble - ensemble without it |")
+    print("|---|---|---|")
+    full = probs["ensemble", "no"]
+    for name in members:
+        without = np.mean([probs[other, "no"] for other in members if other != name], axis=0)
+        cells = [paired_difference(y, full, other) for other in (probs[name, "no"], without)]
+        print(f"| {name} | " + " | ".join(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
+                                         for d, (lo, hi) in cells) + " |")
 
 
 def main() -> None:
@@ -54,6 +72,8 @@ def main() -> None:
     for (name, tta), p in probs.items():
         scores = summary_metrics(y, p)
         print(f"| {name} | {tta} | " + " | ".join(f"{scores[k]:.4f}" for k in FIGURES) + " |")
+
+    print_member_shares(y, probs, members)
 
     print("\nInconclusive flag (no TTA; the ensemble's thresholds are its members' mean):\n")
     print("| model | flagged | accuracy kept | accuracy flagged |")

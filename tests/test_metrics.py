@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from skin.metrics import (
-    auc_ovr, bootstrap_intervals, evaluate, expected_calibration_error, summary_metrics,
+    auc_ovr, bootstrap_intervals, evaluate, expected_calibration_error, paired_difference,
+    summary_metrics,
 )
 
 
@@ -65,6 +66,26 @@ def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_n():
     ci_large = bootstrap_intervals(*large, n_resamples=200)["accuracy"]
     assert ci_small[0] <= summary_metrics(*small)["accuracy"] <= ci_small[1]
     assert ci_large[1] - ci_large[0] < ci_small[1] - ci_small[0]
+
+
+def test_paired_difference_resolves_what_separate_intervals_cannot():
+    # b is a with 20 of 1,000 right answers turned wrong: 2 points of accuracy lower,
+    # on the same images. Separately their intervals overlap; paired, every resample
+    # sees b lose on those 20 images and nothing else, so the interval excludes zero.
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 1000)
+    predicted_a = np.where(rng.random(1000) < 0.7, y, (y + 1) % 3)
+    predicted_b = predicted_a.copy()
+    right = np.flatnonzero(predicted_a == y)[:20]
+    predicted_b[right] = (y[right] + 1) % 3
+    a, b = one_hot_probs(predicted_a, 3, 0.8), one_hot_probs(predicted_b, 3, 0.8)
+    difference, interval = paired_difference(y, a, b, "accuracy", n_resamples=300)
+    assert difference == pytest.approx(0.02)
+    assert 0 < interval[0] <= difference <= interval[1]
+    separate_a = bootstrap_intervals(y, a, n_resamples=300)["accuracy"]
+    separate_b = bootstrap_intervals(y, b, n_resamples=300)["accuracy"]
+    assert separate_a[0] < separate_b[1]  # unpaired, the two intervals overlap
+    assert paired_difference(y, a, a, n_resamples=50) == (0.0, [0.0, 0.0])
 
 
 def test_evaluate_report_is_consistent():
