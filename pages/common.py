@@ -64,16 +64,18 @@ def _cached_predictor(name: str, sha256: str, _card: dict):
 
 
 def predictor(card: dict):
-    """The card's Predictor, loaded once per server; None (with st.error) if it fails."""
+    """The card's Predictor, loaded once per server; None (with st.error) if it fails.
+    A status box shows while it loads and goes once it is ready."""
     key = card["source"].get("sha256", "")
+    loading = st.empty()
     try:
-        with st.status(f"Loading model {card['name']} …", expanded=False) as status:
+        with loading.status(f"Loading model {card['name']} …", expanded=False):
             loaded = _cached_predictor(card["name"], key, card)
-            status.update(label=f"Model {card['name']} ready", state="complete")
-        return loaded
     except PAGE_LOAD_ERRORS as e:
-        st.error(f"Model {card['name']} is unavailable: {e}")
+        loading.error(f"Model {card['name']} is unavailable: {e}")
         return None
+    loading.empty()
+    return loaded
 
 
 def no_models_message(found: Registry) -> bool:

@@ -111,6 +111,7 @@ def test_compare_shows_every_model_and_the_metrics_table(app_env):
     assert "tiny-mobilenetv2" in shown and "tiny-efficientnetb0" in shown
     assert "Agreement:" in shown and "Ensemble" in shown
     assert "not a medical device" in shown
+    assert not at.status  # each model's "Loading" box goes once the model is ready
 
 
 def test_evaluation_page_switches_normalisation(app_env):
