@@ -2,8 +2,9 @@
 deployment would run it (limit there: about 2.7 GB).
 
 Starts `streamlit run app.py` on 127.0.0.1 with the shipped models plus random-weight
-models of every backbone at --img-size, opens the Compare page in Debian's chromium,
-classifies one image with all models, and reads the server's VmHWM / VmRSS from /proc.
+models of every backbone at --img-size (with --shipped-only: the shipped models alone,
+as deployed), opens the Compare page in Debian's chromium, classifies one image with all
+models, and reads the server's VmHWM / VmRSS from /proc.
 
     python benchmarks/app_memory.py [--img-size 96] [--shipped-only]
 """

@@ -52,7 +52,7 @@ def main() -> None:
                                          / "data" / "ham10000"))
     p.add_argument("--models", default=str(SHIPPED_MODELS))
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--bootstrap", type=int, default=1000, help="resamples; 0: no intervals")
     args = p.parse_args()
 
     registry = Registry.discover([Path(args.models)])
@@ -82,24 +82,25 @@ def main() -> None:
         add_row(member.name, scores, [card], lambda: member.predict(images[0]))
     ensemble_names = registry.ensemble_members()
     same_classes = [m for m in members if m.name in ensemble_names]
+    leads = []
     if len(same_classes) > 1:
         y = np.array([same_classes[0].classes.index(label) for label in test["label"]])
         mean = np.mean([all_probs[m.name] for m in same_classes], axis=0)
         scores = evaluate(y, mean, same_classes[0].classes, args.bootstrap)
         add_row(f"**ensemble** (mean of {len(same_classes)})", scores,
                 [m.card for m in same_classes], lambda: ensemble(same_classes, images[0]))
+        if args.bootstrap:
+            for m in same_classes:
+                d, (lo, hi) = paired_difference(y, mean, all_probs[m.name],
+                                                n_resamples=args.bootstrap)
+                leads.append(f"| {m.name} | {d:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
     print(f"Test split: n = {len(test)} (lesion-grouped, seed "
           f"{cards[0]['training']['seed']}); 95% bootstrap intervals.\n")
     print("\n".join(rows))
-    if len(same_classes) > 1 and args.bootstrap:
+    if leads:
         print("\nEnsemble minus each member, balanced accuracy, paired 95% bootstrap over "
               "the same test images:\n")
-        print("| member | ensemble - member |\n|---|---|")
-        for m in same_classes:
-            d, (lo, hi) = paired_difference(y, mean, all_probs[m.name],
-                                            n_resamples=args.bootstrap)
-            print(f"| {m.name} | {d:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
-
+        print("\n".join(["| member | ensemble - member |", "|---|---|", *leads]))
 
 if __name__ == "__main__":
     main()

@@ -36,7 +36,7 @@ def print_member_shares(y, probs: dict, members: list[str]) -> None:
     full = probs["ensemble", "no"]
     for name in members:
         without = np.mean([probs[other, "no"] for other in members if other != name], axis=0)
-        cells = [paired_difference(y, full, other) for other in (probs[name, "no"], without)]
+        cells = [paired_difference(y, full, baseline) for baseline in (probs[name, "no"], without)]
         print(f"| {name} | " + " | ".join(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
                                          for d, (lo, hi) in cells) + " |")
 

@@ -101,13 +101,17 @@ def paired_difference(
     """metric(a) - metric(b) on the same images, with a percentile bootstrap interval
     that resamples images once for both: far narrower than comparing two separate
     intervals, since both models meet the same easy and hard images."""
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, not {n_resamples}")
     y_true, probs_a, probs_b = np.asarray(y_true), np.asarray(probs_a), np.asarray(probs_b)
     rng = np.random.default_rng(seed)
     differences = []
     for _ in range(n_resamples):
         idx = rng.integers(0, len(y_true), len(y_true))
-        differences.append(summary_metrics(y_true[idx], probs_a[idx])[metric]
-                           - summary_metrics(y_true[idx], probs_b[idx])[metric])
+        a = summary_metrics(y_true[idx], probs_a[idx])[metric]
+        b = summary_metrics(y_true[idx], probs_b[idx])[metric]
+        if a is not None and b is not None:  # AUC is undefined on a one-class resample
+            differences.append(a - b)
     tail = (1.0 - confidence) / 2 * 100
     difference = summary_metrics(y_true, probs_a)[metric] - summary_metrics(y_true, probs_b)[metric]
     return float(difference), [float(np.percentile(differences, tail)),

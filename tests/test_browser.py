@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -68,9 +69,11 @@ def streamlit_app(model_dirs: str, sample_dir: Path | None = None):
             if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
                 break
         except OSError:
-            time.sleep(0.5)
+            pass
+        time.sleep(0.5)
     else:
         server.kill()
+        server.wait(timeout=30)
         pytest.fail("streamlit did not answer /_stcore/health within 90 s")
     try:
         yield url
@@ -117,6 +120,8 @@ def screenshot(page, name: str) -> None:
             shot, previous = page.screenshot(), shot
             if shot == previous:
                 break
+        else:
+            warnings.warn(f"{name}.png: the page was still changing after 30 s")
         (Path(folder) / f"{name}.png").write_bytes(shot)
 
 

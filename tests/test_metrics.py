@@ -86,6 +86,8 @@ def test_paired_difference_resolves_what_separate_intervals_cannot():
     separate_b = bootstrap_intervals(y, b, n_resamples=300)["accuracy"]
     assert separate_a[0] < separate_b[1]  # unpaired, the two intervals overlap
     assert paired_difference(y, a, a, n_resamples=50) == (0.0, [0.0, 0.0])
+    with pytest.raises(ValueError, match="at least 1"):
+        paired_difference(y, a, b, n_resamples=0)
 
 
 def test_evaluate_report_is_consistent():
