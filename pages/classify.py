@@ -6,9 +6,8 @@ import streamlit as st
 
 from pages import charts
 from pages.common import (
-    disclaimer, image_input, no_models_message, predictor, registry,
+    disclaimer, image_input, no_models_message, predictor, registry, show_gradcam,
 )
-from skin.gradcam import overlay
 from skin.predict import ensemble
 
 
@@ -68,6 +67,5 @@ with left:
         else members[0].name
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
     member = next(m for m in members if m.name == explained)
-    heatmap, pixels = member.gradcam(image, result.label)
-    st.image(overlay(pixels, heatmap, opacity), width="stretch",
-             caption=f"Grad-CAM for {result.label} ({member.name}, {member.size} px input)")
+    show_gradcam(member, image, result.label, opacity=opacity,
+                 caption=f"Grad-CAM for {result.label} ({member.name}, {member.size} px input)")

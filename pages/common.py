@@ -10,6 +10,7 @@ from pathlib import Path
 import streamlit as st
 
 from skin.fetch import WEIGHT_LOCATIONS
+from skin.gradcam import overlay
 from skin.images import HEIF_SUFFIXES, HEIF_SUPPORTED, IMAGE_SUFFIXES, InvalidImage, read_image
 from skin.registry import LOAD_ERRORS, Registry, load_model
 
@@ -76,6 +77,19 @@ def predictor(card: dict):
         return None
     loading.empty()
     return loaded
+
+
+def show_gradcam(member, image, class_code: str, caption: str, opacity: float = 0.45) -> None:
+    """The member's Grad-CAM for one class over its input image. A 1x1 feature map (e.g.
+    InceptionV3 at 96 px) has nothing to localise: show the input and say so instead of
+    a uniform colour that would read as "the whole image matters"."""
+    heatmap, pixels = member.gradcam(image, class_code)
+    if heatmap.size > 1:
+        st.image(overlay(pixels, heatmap, opacity), width="stretch", caption=caption)
+        return
+    st.image(pixels, width="stretch")
+    st.caption(f"No Grad-CAM for {member.name}: its last feature map is 1x1 at "
+               f"{member.size} px input, so there is nothing to localise.")
 
 
 def no_models_message(found: Registry) -> bool:

@@ -6,11 +6,10 @@ import streamlit as st
 
 from pages import charts
 from pages.common import (
-    disclaimer, image_input, no_models_message, predictor, registry,
+    disclaimer, image_input, no_models_message, predictor, registry, show_gradcam,
 )
 from pages.metrics_table import METRICS, metrics_table, styled
 from skin.classes import full_name
-from skin.gradcam import overlay
 from skin.predict import ensemble
 
 st.title("Compare the backbones")
@@ -34,9 +33,8 @@ if image is not None:
                 st.write(f"{result.name} ({result.label}): {verdict}")
                 st.plotly_chart(charts.probability_bars(result.probabilities, 3, height=180),
                                 width="stretch", key=f"bars-{member.name}")
-                heatmap, pixels = member.gradcam(image, result.label)
-                st.image(overlay(pixels, heatmap), width="stretch",
-                         caption=f"Grad-CAM, {result.latency_ms:.0f} ms")
+                show_gradcam(member, image, result.label,
+                             caption=f"Grad-CAM, {result.latency_ms:.0f} ms")
                 latency[member.name] = result.latency_ms
     if results:
         votes = Counter(r.label for r in results)
