@@ -102,5 +102,6 @@ def main() -> None:
               "the same test images:\n")
         print("\n".join(["| member | ensemble - member |", "|---|---|", *leads]))
 
+
 if __name__ == "__main__":
     main()
