@@ -6,14 +6,10 @@ probabilities. scikit-learn computes everything it has; ECE, the reliability bin
 the bootstrap are written here.
 """
 
+from functools import partial
+
 import numpy as np
 from sklearn import metrics as skm
-
-SUMMARY_METRICS = (
-    "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "top3_accuracy",
-    "auc_ovr", "ece",
-)
-
 
 def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by size."""
@@ -54,37 +50,48 @@ def auc_ovr(y_true, probs) -> float | None:
     return float(np.mean(aucs)) if aucs else None
 
 
+def top3_accuracy(y_true, probs) -> float:
+    """Share of images whose true class is among the three most probable."""
+    n_classes = probs.shape[1]
+    if n_classes <= 3:  # the true class is always in the top 3
+        return 1.0
+    return float(skm.top_k_accuracy_score(y_true, probs, k=3, labels=np.arange(n_classes)))
+
+
+def _f1(y_true, probs, average: str) -> float:
+    return float(skm.f1_score(y_true, probs.argmax(axis=1), labels=np.arange(probs.shape[1]),
+                              average=average, zero_division=0))
+
+
+# The headline figures, each a function of (labels, probabilities); None where undefined.
+SUMMARY_METRICS = {
+    "accuracy": lambda y, p: float(skm.accuracy_score(y, p.argmax(axis=1))),
+    "balanced_accuracy": lambda y, p: float(skm.balanced_accuracy_score(y, p.argmax(axis=1))),
+    "macro_f1": partial(_f1, average="macro"),
+    "weighted_f1": partial(_f1, average="weighted"),
+    "top3_accuracy": top3_accuracy,
+    "auc_ovr": auc_ovr,
+    "ece": expected_calibration_error,
+}
+
+
 def summary_metrics(y_true, probs) -> dict:
     """The headline figures: accuracy, balanced accuracy, F1s, top-3, AUC, ECE."""
     y_true, probs = np.asarray(y_true), np.asarray(probs)
-    n_classes = probs.shape[1]
-    y_pred = probs.argmax(axis=1)
-    labels = np.arange(n_classes)
-    return {
-        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(skm.balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(skm.f1_score(y_true, y_pred, labels=labels, average="macro",
-                                       zero_division=0)),
-        "weighted_f1": float(skm.f1_score(y_true, y_pred, labels=labels,
-                                          average="weighted", zero_division=0)),
-        "top3_accuracy": 1.0 if n_classes <= 3  # the true class is always in the top 3
-        else float(skm.top_k_accuracy_score(y_true, probs, k=3, labels=labels)),
-        "auc_ovr": auc_ovr(y_true, probs),
-        "ece": expected_calibration_error(y_true, probs),
-    }
+    return {name: metric(y_true, probs) for name, metric in SUMMARY_METRICS.items()}
 
 
-def bootstrap_intervals(
-    y_true, probs, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
-) -> dict:
-    """Percentile bootstrap intervals of every summary metric, resampling images."""
-    y_true, probs = np.asarray(y_true), np.asarray(probs)
+def _bootstrap(n: int, statistic, n_resamples: int, confidence: float, seed: int) -> dict:
+    """Percentile intervals of statistic(indices) -> {name: value or None} over
+    n_resamples resamples of n items with replacement; None where never defined."""
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, not {n_resamples}")
     rng = np.random.default_rng(seed)
-    samples = {name: [] for name in SUMMARY_METRICS}
+    samples = {}
     for _ in range(n_resamples):
-        idx = rng.integers(0, len(y_true), len(y_true))
-        for name, value in summary_metrics(y_true[idx], probs[idx]).items():
-            if value is not None:
+        for name, value in statistic(rng.integers(0, n, n)).items():
+            samples.setdefault(name, [])
+            if value is not None:  # AUC is undefined on a one-class resample
                 samples[name].append(value)
     tail = (1.0 - confidence) / 2 * 100
     return {
@@ -94,6 +101,15 @@ def bootstrap_intervals(
     }
 
 
+def bootstrap_intervals(
+    y_true, probs, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict:
+    """Percentile bootstrap intervals of every summary metric, resampling images."""
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    return _bootstrap(len(y_true), lambda idx: summary_metrics(y_true[idx], probs[idx]),
+                      n_resamples, confidence, seed)
+
+
 def paired_difference(
     y_true, probs_a, probs_b, metric: str = "balanced_accuracy",
     n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
@@ -101,21 +117,15 @@ def paired_difference(
     """metric(a) - metric(b) on the same images, with a percentile bootstrap interval
     that resamples images once for both: far narrower than comparing two separate
     intervals, since both models meet the same easy and hard images."""
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be at least 1, not {n_resamples}")
     y_true, probs_a, probs_b = np.asarray(y_true), np.asarray(probs_a), np.asarray(probs_b)
-    rng = np.random.default_rng(seed)
-    differences = []
-    for _ in range(n_resamples):
-        idx = rng.integers(0, len(y_true), len(y_true))
-        a = summary_metrics(y_true[idx], probs_a[idx])[metric]
-        b = summary_metrics(y_true[idx], probs_b[idx])[metric]
-        if a is not None and b is not None:  # AUC is undefined on a one-class resample
-            differences.append(a - b)
-    tail = (1.0 - confidence) / 2 * 100
-    difference = summary_metrics(y_true, probs_a)[metric] - summary_metrics(y_true, probs_b)[metric]
-    return float(difference), [float(np.percentile(differences, tail)),
-                               float(np.percentile(differences, 100 - tail))]
+    score = SUMMARY_METRICS[metric]
+
+    def difference(idx):
+        a, b = score(y_true[idx], probs_a[idx]), score(y_true[idx], probs_b[idx])
+        return {metric: None if a is None or b is None else a - b}
+
+    interval = _bootstrap(len(y_true), difference, n_resamples, confidence, seed)[metric]
+    return float(difference(np.arange(len(y_true)))[metric]), interval
 
 
 def evaluate(y_true, probs, classes, n_resamples: int = 1000, seed: int = 0) -> dict:
