@@ -55,15 +55,26 @@ def _check_names(card: dict, path: Path) -> None:
                         "the card's own folder")
 
 
+# Streamlit calls keras.backend.clear_session() after every script run, which restarts
+# Keras's automatic layer names ("conv2d", "conv2d_1", ...) in every thread: a model being
+# built for another session at that moment gets two layers of one name and Keras refuses
+# it. Building it again, with the names restarted, is enough.
+BUILD_ATTEMPTS = 3
+
+
 def build_model(card: dict, input_size: int | None = None):
     """The card's architecture with random weights (input size overridable); a card
     naming an unknown backbone or a size it cannot take is a CardError."""
     from skin.backbones import BackboneError, build_classifier  # imports TensorFlow
 
-    try:
-        return build_classifier(
-            card["backbone"], len(card["classes"]), input_size or card["input_size"],
-            dropout=card.get("training", {}).get("config", {}).get("dropout", 0.3),
-        )
-    except BackboneError as e:
-        raise CardError(f"{card.get('_path', card['name'])}: {e}") from None
+    for attempt in range(1, BUILD_ATTEMPTS + 1):
+        try:
+            return build_classifier(
+                card["backbone"], len(card["classes"]), input_size or card["input_size"],
+                dropout=card.get("training", {}).get("config", {}).get("dropout", 0.3),
+            )
+        except BackboneError as e:
+            raise CardError(f"{card.get('_path', card['name'])}: {e}") from None
+        except ValueError as e:
+            if "is used 2 times in the model" not in str(e) or attempt == BUILD_ATTEMPTS:
+                raise

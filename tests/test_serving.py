@@ -2,10 +2,13 @@
 
 import json
 import shutil
+import threading
+import time
 
 import numpy as np
 import pytest
 
+from skin import cards
 from skin.cards import CardError, build_model, read_card
 from skin.images import read_image
 from skin.predict import (
@@ -202,3 +205,34 @@ def test_the_ensemble_takes_the_largest_set_of_models_sharing_classes():
     registry.cards["d-seven"] = {"classes": seven}  # a tie: the first model's set
     assert registry.ensemble_members() == ["a-seven", "d-seven"]
     assert Registry().ensemble_members() == []
+
+
+def test_a_model_builds_while_streamlit_clears_the_keras_session(monkeypatch):
+    """Streamlit calls keras.backend.clear_session() after every script run, from the
+    thread of whichever session just finished, which restarts the automatic layer names of
+    a model that another session is building: found by tests/test_load.py."""
+    import keras
+
+    card = {"name": "clash", "backbone": "inceptionv3", "classes": list("abcdefg"),
+            "input_size": 96}
+    keras.backend.clear_session(free_memory=False)
+    started = time.monotonic()
+    build_model(card)
+    build_seconds = time.monotonic() - started
+
+    def build_while_another_run_ends():
+        keras.backend.clear_session(free_memory=False)  # as at the end of this session's run
+        other_run_ends = threading.Timer(build_seconds / 2, keras.backend.clear_session,
+                                         kwargs={"free_memory": False})
+        other_run_ends.start()
+        try:
+            return build_model(card)
+        finally:
+            other_run_ends.join()
+
+    with monkeypatch.context() as one_attempt:
+        one_attempt.setattr(cards, "BUILD_ATTEMPTS", 1)
+        with pytest.raises(ValueError, match="is used 2 times"):
+            build_while_another_run_ends()
+    model = build_while_another_run_ends()
+    assert len({layer.name for layer in model.layers}) == len(model.layers)
