@@ -60,6 +60,7 @@ def _check_names(card: dict, path: Path) -> None:
 # built for another session at that moment gets two layers of one name and Keras refuses
 # it. Building it again, with the names restarted, is enough.
 BUILD_ATTEMPTS = 3
+NAME_CLASH = re.compile(r'The name "[^"]+" is used \d+ times in the model')
 
 
 def build_model(card: dict, input_size: int | None = None):
@@ -76,5 +77,5 @@ def build_model(card: dict, input_size: int | None = None):
         except BackboneError as e:
             raise CardError(f"{card.get('_path', card['name'])}: {e}") from None
         except ValueError as e:
-            if "is used 2 times in the model" not in str(e) or attempt == BUILD_ATTEMPTS:
+            if not NAME_CLASH.search(str(e)) or attempt == BUILD_ATTEMPTS:
                 raise

@@ -11,6 +11,7 @@ from functools import partial
 import numpy as np
 from sklearn import metrics as skm
 
+
 def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by size."""
     bins = reliability_bins(y_true, probs, n_bins)
