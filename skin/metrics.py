@@ -119,14 +119,20 @@ def paired_difference(
     that resamples images once for both: far narrower than comparing two separate
     intervals, since both models meet the same easy and hard images."""
     y_true, probs_a, probs_b = np.asarray(y_true), np.asarray(probs_a), np.asarray(probs_b)
+    if metric not in SUMMARY_METRICS:
+        raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(SUMMARY_METRICS)}")
     score = SUMMARY_METRICS[metric]
 
     def difference(idx):
         a, b = score(y_true[idx], probs_a[idx]), score(y_true[idx], probs_b[idx])
         return {metric: None if a is None or b is None else a - b}
 
+    observed = difference(np.arange(len(y_true)))[metric]
+    if observed is None:
+        raise ValueError(f"{metric} is undefined on these labels "
+                         f"(classes present: {sorted(set(y_true.tolist()))})")
     interval = _bootstrap(len(y_true), difference, n_resamples, confidence, seed)[metric]
-    return float(difference(np.arange(len(y_true)))[metric]), interval
+    return float(observed), interval
 
 
 def evaluate(y_true, probs, classes, n_resamples: int = 1000, seed: int = 0) -> dict:

@@ -57,6 +57,7 @@ def test_ece_of_an_overconfident_model():
 
 def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_n():
     rng = np.random.default_rng(0)
+
     def sample(n):
         y = rng.integers(0, 3, n)
         predicted = np.where(rng.random(n) < 0.7, y, rng.integers(0, 3, n))
@@ -88,6 +89,11 @@ def test_paired_difference_resolves_what_separate_intervals_cannot():
     assert paired_difference(y, a, a, n_resamples=50) == (0.0, [0.0, 0.0])
     with pytest.raises(ValueError, match="at least 1"):
         paired_difference(y, a, b, n_resamples=0)
+    with pytest.raises(ValueError, match="unknown metric 'recall'.*balanced_accuracy"):
+        paired_difference(y, a, b, "recall")
+    one_class = np.zeros(len(y), dtype=int)  # AUC needs positives and negatives
+    with pytest.raises(ValueError, match=r"auc_ovr is undefined .*classes present: \[0\]"):
+        paired_difference(one_class, a, b, "auc_ovr")
 
 
 def test_evaluate_report_is_consistent():

@@ -127,6 +127,7 @@ def test_ensemble_is_the_mean_of_calibrated_members(predictors, red_image):
 
 def test_uncertain_flag_follows_the_thresholds():
     thresholds = {"min_confidence": 0.5, "min_margin": 0.2}
+
     def flag(probs):
         return summarise("m", ["a", "b", "c"], np.array(probs), thresholds, 3, 1.0, False).uncertain
     assert not flag([0.8, 0.1, 0.1])
