@@ -46,6 +46,11 @@ def cell(scores: dict, key: str) -> str:
     return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
 
 
+def paired_cell(difference: float, interval: list[float]) -> str:
+    """A paired difference and its interval, e.g. "+0.0123 [-0.0050, +0.0290]"."""
+    return f"{difference:+.4f} [{interval[0]:+.4f}, {interval[1]:+.4f}]"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
@@ -91,9 +96,8 @@ def main() -> None:
                 [m.card for m in same_classes], lambda: ensemble(same_classes, images[0]))
         if args.bootstrap:
             for m in same_classes:
-                d, (lo, hi) = paired_difference(y, mean, all_probs[m.name],
-                                                n_resamples=args.bootstrap)
-                leads.append(f"| {m.name} | {d:+.4f} [{lo:+.4f}, {hi:+.4f}] |")
+                lead = paired_difference(y, mean, all_probs[m.name], n_resamples=args.bootstrap)
+                leads.append(f"| {m.name} | {paired_cell(*lead)} |")
     print(f"Test split: n = {len(test)} (lesion-grouped, seed "
           f"{cards[0]['training']['seed']}); 95% bootstrap intervals.\n")
     print("\n".join(rows))

@@ -13,35 +13,40 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comparison import shared_split_rows  # noqa: E402
-from skin.cards import CardError, read_card  # noqa: E402
+from comparison import paired_cell, shared_split_rows  # noqa: E402
+from skin.cards import read_card  # noqa: E402
 from skin.images import read_image  # noqa: E402
-from skin.metrics import paired_difference, summary_metrics  # noqa: E402
+from skin.metrics import SUMMARY_METRICS, paired_difference  # noqa: E402
 from skin.predict import Predictor  # noqa: E402
-from skin.registry import load_model  # noqa: E402
+from skin.registry import LOAD_ERRORS, load_model  # noqa: E402
 
 FIGURES = ("accuracy", "balanced_accuracy", "macro_f1")
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("card_a")
-    p.add_argument("card_b")
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
-                                         / "data" / "ham10000"))
-    p.add_argument("--bootstrap", type=int, default=1000, help="resamples")
-    args = p.parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("card_a")
+    parser.add_argument("card_b")
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
+                                              / "data" / "ham10000"))
+    parser.add_argument("--bootstrap", type=int, default=1000, help="resamples (at least 1)")
+    args = parser.parse_args()
+    if args.bootstrap < 1:
+        parser.error("--bootstrap must be at least 1")
 
     try:
         cards = [read_card(args.card_a), read_card(args.card_b)]
-    except CardError as e:
+        if any("training" not in card for card in cards):
+            sys.exit("error: both cards need their training record (written by python -m train)")
+        if cards[0]["classes"] != cards[1]["classes"]:
+            sys.exit("error: the two models do not predict the same classes in the same order")
+        val = shared_split_rows(cards, Path(args.data), side="val")
+        predictors = [Predictor(card, load_model(card)) for card in cards]
+    except LOAD_ERRORS as e:
         sys.exit(f"error: {e}")
-    if cards[0]["classes"] != cards[1]["classes"]:
-        sys.exit("error: the two models do not predict the same classes")
-    val = shared_split_rows(cards, Path(args.data), side="val")
     images = [read_image(path) for path in val["path"]]
     y = np.array([cards[0]["classes"].index(label) for label in val["label"]])
-    probs = [Predictor(card, load_model(card)).batch_probabilities(images) for card in cards]
+    probs = [predictor.batch_probabilities(images) for predictor in predictors]
 
     a, b = (card["name"] for card in cards)
     print(f"Validation split: n = {len(val)} (lesion-grouped, seed "
@@ -49,11 +54,11 @@ def main() -> None:
           f"({args.bootstrap} resamples of the same images).\n")
     print(f"| figure | {a} | {b} | difference |")
     print("|---|---|---|---|")
-    scores = [summary_metrics(y, p) for p in probs]
     for figure in FIGURES:
-        difference, (low, high) = paired_difference(y, *probs, figure, args.bootstrap)
-        print(f"| {figure} | {scores[0][figure]:.4f} | {scores[1][figure]:.4f} | "
-              f"{difference:+.4f} [{low:+.4f}, {high:+.4f}] |")
+        score = SUMMARY_METRICS[figure]
+        difference = paired_difference(y, *probs, figure, args.bootstrap)
+        print(f"| {figure} | {score(y, probs[0]):.4f} | {score(y, probs[1]):.4f} | "
+              f"{paired_cell(*difference)} |")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comparison import shared_split_rows  # noqa: E402
+from comparison import paired_cell, shared_split_rows  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import paired_difference, summary_metrics  # noqa: E402
 from skin.predict import Predictor, ensemble_thresholds, flagging  # noqa: E402
@@ -37,8 +37,7 @@ def print_member_shares(y, probs: dict, members: list[str]) -> None:
     for name in members:
         without = np.mean([probs[other, "no"] for other in members if other != name], axis=0)
         cells = [paired_difference(y, full, baseline) for baseline in (probs[name, "no"], without)]
-        print(f"| {name} | " + " | ".join(f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]"
-                                         for d, (lo, hi) in cells) + " |")
+        print(f"| {name} | " + " | ".join(paired_cell(*c) for c in cells) + " |")
 
 
 def main() -> None:
