@@ -41,6 +41,11 @@ def shared_split_rows(cards: list[dict], data: Path, side: str = "test"):
         sys.exit(f"error: {e}")
 
 
+def class_indices(classes: list[str], labels) -> np.ndarray:
+    """Each label's position in a model's list of classes: the y that metrics take."""
+    return np.array([classes.index(label) for label in labels])
+
+
 def cell(scores: dict, key: str) -> str:
     value, interval = scores[key], scores["intervals_95"].get(key)
     return f"{value:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else f"{value:.3f}"
@@ -77,7 +82,7 @@ def main() -> None:
 
     all_probs = {}
     for card, member in zip(cards, members):
-        y = np.array([member.classes.index(label) for label in test["label"]])
+        y = class_indices(member.classes, test["label"])
         all_probs[member.name] = member.batch_probabilities(images)
         scores = evaluate(y, all_probs[member.name], member.classes, args.bootstrap)
         drift = scores["balanced_accuracy"] - card["evaluation"]["balanced_accuracy"]
@@ -89,7 +94,7 @@ def main() -> None:
     same_classes = [m for m in members if m.name in ensemble_names]
     leads = []
     if len(same_classes) > 1:
-        y = np.array([same_classes[0].classes.index(label) for label in test["label"]])
+        y = class_indices(same_classes[0].classes, test["label"])
         mean = np.mean([all_probs[m.name] for m in same_classes], axis=0)
         scores = evaluate(y, mean, same_classes[0].classes, args.bootstrap)
         add_row(f"**ensemble** (mean of {len(same_classes)})", scores,

@@ -9,11 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comparison import paired_cell, shared_split_rows  # noqa: E402
+from comparison import class_indices, paired_cell, shared_split_rows  # noqa: E402
 from skin.cards import read_card  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import SUMMARY_METRICS, paired_difference  # noqa: E402
@@ -45,7 +44,7 @@ def main() -> None:
     except LOAD_ERRORS as e:
         sys.exit(f"error: {e}")
     images = [read_image(path) for path in val["path"]]
-    y = np.array([cards[0]["classes"].index(label) for label in val["label"]])
+    y = class_indices(cards[0]["classes"], val["label"])
     probs = [predictor.batch_probabilities(images) for predictor in predictors]
 
     a, b = (card["name"] for card in cards)

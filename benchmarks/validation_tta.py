@@ -16,7 +16,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comparison import paired_cell, shared_split_rows  # noqa: E402
+from comparison import class_indices, paired_cell, shared_split_rows  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import paired_difference, summary_metrics  # noqa: E402
 from skin.predict import Predictor, ensemble_thresholds, flagging  # noqa: E402
@@ -52,7 +52,7 @@ def main() -> None:
     cards = [registry.cards[name] for name in members]
     val = shared_split_rows(cards, Path(args.data), side="val")
     images = [read_image(path) for path in val["path"]]
-    y = np.array([cards[0]["classes"].index(label) for label in val["label"]])
+    y = class_indices(cards[0]["classes"], val["label"])
     probs, thresholds = {}, {}
     for card in cards:
         predictor = Predictor(card, load_model(card))
