@@ -8,7 +8,7 @@ from PIL import Image
 from skin.backbones import BACKBONES
 from skin.preprocessing import center_crop_resize, model_input
 from skin.images import read_image
-from train.pipeline import decode, image_dataset
+from train.pipeline import class_balanced_dataset, decode, image_dataset
 
 
 def test_center_crop_keeps_the_middle_and_the_aspect():
@@ -77,6 +77,15 @@ def test_training_batches_are_augmented_and_shuffled(tmp_path):
     assert list(y_aug.numpy().argmax(1)) != list(range(8))  # shuffled (seeded)
     order = y_aug.numpy().argmax(1)
     assert not np.allclose(x_aug.numpy(), x_plain.numpy()[order], atol=0.05)
+
+
+def test_class_balanced_batches_draw_every_class_about_equally(tmp_path):
+    paths = write_images(tmp_path, 12)
+    labels = [0] * 9 + [1] * 2 + [2]  # 75%, 17% and 8% of the images
+    batches = class_balanced_dataset(paths, labels, 3, "mobilenetv2", 24, 30, seed=0)
+    counts = sum(y.numpy().sum(axis=0) for _, y in batches.take(10))  # endless: take 10
+    assert counts.sum() == 300
+    np.testing.assert_allclose(counts / 300, [1 / 3] * 3, atol=0.08)
 
 
 def asymmetric_batch(n=6, size=24):

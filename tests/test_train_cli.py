@@ -96,6 +96,17 @@ def test_transfer_to_a_class_subset_with_focal_loss_and_gradual_unfreezing(train
     assert [h["trainable_backbone_layers"] for h in history] == expected
 
 
+def test_class_balanced_sampling_trains_and_the_card_says_so(trained, tmp_path):
+    _, listing = trained
+    out = tmp_path / "sampled"
+    code = main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "2",
+                 "--init", "none", "--balance", "sampling", "--out", str(out), *FAST])
+    assert code == 0
+    card = json.loads((out / "mobilenetv2-32.json").read_text())
+    assert card["training"]["config"]["balance"] == "sampling"
+    assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
+
+
 def snapshot(folder):
     return sorted((p.name, p.stat().st_size) for p in folder.iterdir())
 

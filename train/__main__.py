@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from skin.backbones import (
@@ -83,9 +84,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     fit.add_argument("--fine-tune-lr", type=positive_float, help="stage 2 learning rate (default: "
                      "--lr from scratch, --lr / 10 otherwise)")
     fit.add_argument("--loss", choices=("cce", "focal"), default="cce",
-                     help="cce: cross-entropy with balanced class weights; focal: focal "
-                     "loss with per-class alpha")
-    fit.add_argument("--no-class-weights", action="store_true", help="plain cross-entropy")
+                     help="cce: cross-entropy; focal: focal loss (gamma 2); both "
+                     "balanced as --balance says")
+    fit.add_argument("--balance", choices=("weights", "sampling", "none"), default="weights",
+                     help="how the rare classes count as much as the common ones: weights "
+                     "(balanced class weights in cce, per-class alpha in focal), sampling "
+                     "(batches draw every class equally often; unweighted loss), or none")
     fit.add_argument("--label-smoothing", type=float, default=0.0)
     fit.add_argument("--monitor", choices=("balanced_accuracy", "macro_f1"),
                      default="balanced_accuracy", help="validation score for early "
@@ -228,11 +232,18 @@ def run(args, log) -> Path:
                                       len(dataset.classes), backbone.name, args.img_size,
                                       batch, training, seed=args.seed)
 
-    train_data, val_data, test_data = data("train", training=True), data("val"), data("test")
+    val_data, test_data = data("val"), data("test")
+    if args.balance == "sampling":
+        train_data = pipeline.class_balanced_dataset(
+            parts["train"]["path"], parts["train"]["y"], len(dataset.classes), backbone.name,
+            args.img_size, batch, seed=args.seed)
+        steps_per_epoch = -(-len(parts["train"]) // batch)  # as many images as an epoch has
+    else:
+        train_data, steps_per_epoch = data("train", training=True), None
     weights = fit.balanced_class_weights(parts["train"]["y"], len(dataset.classes))
+    if args.balance != "weights":
+        weights = np.ones_like(weights)
     loss, class_weight = fit.make_loss(args.loss, weights, args.label_smoothing)
-    if args.no_class_weights:
-        class_weight = None
     head_epochs = args.head_epochs if args.head_epochs is not None else (0 if scratch else 5)
     schedule = fit.Schedule(
         epochs=args.epochs, head_epochs=min(head_epochs, args.epochs), unfreeze=args.unfreeze,
@@ -247,7 +258,7 @@ def run(args, log) -> Path:
         "data": str(Path(args.data).resolve()), "classes": list(dataset.classes),
         "backbone": backbone.name, "img_size": args.img_size, "init": args.init,
         "dropout": args.dropout, "bn_momentum": momentum, "batch_size": args.batch_size,
-        "loss": args.loss, "class_weights": not args.no_class_weights,
+        "loss": args.loss, "balance": args.balance,
         "label_smoothing": args.label_smoothing, "seed": args.seed,
         "strategy": args.strategy, "schedule": schedule.__dict__,
     }
@@ -256,7 +267,7 @@ def run(args, log) -> Path:
     with images_checked_on_failure(dataset):
         with strategy.scope():
             fit.train(model, schedule, train_data, val_data, parts["val"]["y"].to_numpy(),
-                      class_weight, loss, work, state, log, verbose)
+                      class_weight, loss, work, state, log, verbose, steps_per_epoch)
         card_path = export_best(args, backbone, dataset, init, config, state, assignment, out,
                                 val_data, parts["val"]["y"], test_data, parts["test"]["y"])
     shutil.rmtree(work)

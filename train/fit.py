@@ -200,8 +200,11 @@ def save_weights(model: keras.Model, path: Path) -> None:
 
 
 def train(model, schedule, train_data, val_data, val_labels, class_weights, loss,
-          work_dir: Path, state: TrainingState, log, verbose: int) -> TrainingState:
-    """Run (or continue) the schedule; the best weights end in work_dir/best.weights.h5."""
+          work_dir: Path, state: TrainingState, log, verbose: int,
+          steps_per_epoch: int | None = None) -> TrainingState:
+    """Run (or continue) the schedule; the best weights end in work_dir/best.weights.h5.
+    steps_per_epoch: the length of an epoch when train_data is endless (class-balanced
+    sampling); None: one pass over train_data."""
     monitor = Monitor(state, schedule, work_dir, val_data, val_labels, log)
     resuming = state.epochs_done > 0
     for phase in plan_phases(schedule, len(backbone_layers(model))):
@@ -223,6 +226,6 @@ def train(model, schedule, train_data, val_data, val_labels, class_weights, loss
             f"{phase.end}, {phase.trainable_layers} backbone layers trainable, "
             f"learning rate {state.learning_rate:.2g}")
         model.fit(train_data, initial_epoch=max(phase.start, state.epochs_done),
-                  epochs=phase.end, class_weight=class_weights, callbacks=[monitor], shuffle=False,
-                  verbose=verbose)  # tf.data shuffles; fit's own shuffle is ignored
+                  epochs=phase.end, steps_per_epoch=steps_per_epoch, class_weight=class_weights,
+                  callbacks=[monitor], shuffle=False, verbose=verbose)  # tf.data shuffles; fit's own shuffle is ignored
     return state

@@ -4,6 +4,7 @@ own preprocess_input, with prefetch so the model never waits on input.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from skin.preprocessing import center_crop_resize, model_input
@@ -56,22 +57,19 @@ def undecodable(paths) -> list[str]:
     return [p for p in paths if p not in ok]
 
 
-def image_dataset(
-    paths, labels, num_classes: int, backbone: str, size: int, batch_size: int,
-    training: bool, seed: int = 0, cache: bool = True,
-) -> tf.data.Dataset:
-    """(path, class index) pairs -> batches of (model input, one-hot label).
-
-    Decoded images are cached as uint8 after the resize (7,000 images at 96 px take about
-    190 MB), so only the first epoch reads and decodes files.
-    """
+def decoded_images(paths, labels, size: int, cache: bool = True) -> tf.data.Dataset:
+    """(path, class index) pairs -> (size x size x 3 uint8 image, class index), decoded in
+    parallel and cached after the resize (7,000 images at 96 px take about 190 MB), so only
+    the first epoch reads and decodes files."""
     ds = tf.data.Dataset.from_tensor_slices((list(paths), list(labels)))
     ds = ds.map(lambda p, y: (load_image(p, size), y), num_parallel_calls=AUTOTUNE,
                 deterministic=True)
-    if cache:
-        ds = ds.cache()
-    if training:
-        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    return ds.cache() if cache else ds
+
+
+def batches(ds, num_classes: int, backbone: str, batch_size: int, training: bool,
+            seed: int = 0) -> tf.data.Dataset:
+    """Decoded images -> batches of (model input, one-hot label), augmented in training."""
     ds = ds.batch(batch_size)
     if training:
         augment = augmenter(seed)
@@ -79,3 +77,35 @@ def image_dataset(
     ds = ds.map(lambda x, y: (model_input(x, backbone), tf.one_hot(y, num_classes)),
                 num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
+
+
+def image_dataset(
+    paths, labels, num_classes: int, backbone: str, size: int, batch_size: int,
+    training: bool, seed: int = 0, cache: bool = True,
+) -> tf.data.Dataset:
+    """(path, class index) pairs -> batches of (model input, one-hot label); in training,
+    shuffled each epoch and augmented."""
+    ds = decoded_images(paths, labels, size, cache)
+    if training:
+        ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
+    return batches(ds, num_classes, backbone, batch_size, training, seed)
+
+
+def class_balanced_dataset(
+    paths, labels, num_classes: int, backbone: str, size: int, batch_size: int, seed: int = 0,
+) -> tf.data.Dataset:
+    """Endless augmented training batches that draw every class equally often: each
+    class's images cached, reshuffled and repeated on their own, then sampled with equal
+    weights (fit it with steps_per_epoch). In expectation the same objective as balanced
+    class weights, with rare classes seen more often instead of weighted more heavily."""
+    paths, labels = np.asarray(list(paths)), np.asarray(list(labels))
+    classes = np.unique(labels)
+    per_class = [
+        decoded_images(paths[labels == c], labels[labels == c], size)
+        .shuffle(int((labels == c).sum()), seed=seed + int(c), reshuffle_each_iteration=True)
+        .repeat()
+        for c in classes
+    ]
+    ds = tf.data.Dataset.sample_from_datasets(per_class, weights=[1 / len(classes)] * len(classes),
+                                              seed=seed)
+    return batches(ds, num_classes, backbone, batch_size, training=True, seed=seed)
