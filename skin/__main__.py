@@ -151,8 +151,10 @@ def read_labels(path, id_column: str, label_column: str, codes: list[str]):
     import pandas as pd
     try:
         table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as e:
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise UsageError(f"cannot read --labels {path}: {e}") from None
+    if table.empty:
+        raise UsageError(f"--labels {path} lists no images (a header and no rows)")
     table.columns = [c.strip() for c in table.columns]
     has = f"it has {', '.join(table.columns)}"
     if id_column not in table.columns:

@@ -267,6 +267,16 @@ def test_evaluate_refuses_labels_outside_the_classes(tiny_models, labelled_folde
     assert "mel" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("text", ["", "image_id,dx\n"], ids=["empty", "header-only"])
+def test_evaluate_refuses_a_labels_file_without_rows(tiny_models, labelled_folder, tmp_path,
+                                                     text):
+    labels = tmp_path / "labels.csv"
+    labels.write_text(text)
+    result = run_evaluate(labelled_folder, labels, models_dir=tiny_models)
+    assert result.returncode == 2, result.stderr
+    assert str(labels) in result.stderr and "Traceback" not in result.stderr
+
+
 def tiny_models_with_a_broken_card(tiny_models, folder, **change) -> str:
     """A copy of the tiny models where the efficientnetb0 card has `change` applied."""
     for f in tiny_models.iterdir():
