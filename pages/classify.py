@@ -51,6 +51,9 @@ with right:
         st.subheader(f"{result.name} ({result.label}): {result.confidence:.0%}")
     if result.malignant:
         st.error("This class is malignant or pre-malignant (mel, bcc, akiec).")
+    elif result.uncertain:  # no reassuring green box for a guess the model is unsure of
+        st.info("The best guess is a benign class, but the result is inconclusive: it "
+                "does not rule out a malignant lesion.")
     else:
         st.success("This class is benign.")
     disclaimer()

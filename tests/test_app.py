@@ -2,6 +2,7 @@
 models trained by `python -m train` (and the shipped ones, when there are any)."""
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -64,6 +65,24 @@ def test_classify_an_upload_with_each_model_and_the_ensemble(app_env):
         at.selectbox(key="classify-model").select(option).run()
         assert not at.exception, option
     assert "ensemble(" in texts(at)
+
+
+def test_an_inconclusive_result_shows_no_benign_all_clear(tiny_models, monkeypatch, tmp_path):
+    unsure = {"min_confidence": 1.1, "min_margin": 1.1}  # flags every prediction
+    for f in tiny_models.iterdir():
+        text = f.read_bytes()
+        if f.suffix == ".json":
+            text = json.dumps({**json.loads(text), "uncertainty": unsure}).encode()
+        (tmp_path / f.name).write_bytes(text)
+    monkeypatch.setenv("SKIN_MODEL_DIRS", str(tmp_path))
+    at = page("classify")
+    tiny = [o for o in at.selectbox(key="classify-model").options if o.startswith("tiny")]
+    at.selectbox(key="classify-model").select(tiny[0]).run()
+    for colour in ((200, 40, 40), (40, 40, 200), (40, 200, 40)):
+        at.file_uploader[0].set_value(("lesion.jpg", jpeg(colour), "image/jpeg")).run()
+        assert not at.exception
+        assert any("Inconclusive" in w.value for w in at.warning)
+        assert not at.success, at.success[0].value
 
 
 def test_classify_with_tta_and_opacity(app_env):
