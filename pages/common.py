@@ -61,7 +61,7 @@ def _secret(key, default):
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _cached_predictor(name: str, sha256: str, _card: dict):
     from skin.predict import Predictor
-    return Predictor(_card, load_model(_card))
+    return Predictor(_card, load_model(_card)).warm_up()
 
 
 def predictor(card: dict):

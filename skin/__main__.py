@@ -108,10 +108,15 @@ def cmd_predict(args, registry):
             errors[path] = str(e)
             print(f"error: {path}: {e}", file=sys.stderr)
     if not images:
+        if args.json:
+            print(json.dumps({"predictions": {}, "errors": errors, "unavailable_models": {}},
+                             indent=1))
         return 2
     cards = chosen_cards(registry, args.model)
     from skin.predict import DISCLAIMER, ensemble
     members, unavailable = predictors(cards, args.model)
+    for member in members:
+        member.warm_up(tta=args.tta)  # the latencies printed are predictions', not tracing
     results = {}
     for path, image in images.items():
         if args.model == "ensemble":

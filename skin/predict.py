@@ -127,6 +127,16 @@ class Predictor:
         self._batch = tf.function(self._forward, input_signature=[batch])
         self._gradcam = None  # built on first use
 
+    def warm_up(self, tta: bool = True) -> "Predictor":
+        """Trace the single-image graph, and the TTA graph unless tta=False, now (a second
+        or more per model), so that the first latency a user sees is a prediction's, not
+        TensorFlow's tracing."""
+        blank = np.zeros((self.size, self.size, 3), np.uint8)
+        self._single(blank)
+        if tta:
+            self._tta(blank)
+        return self
+
     def _forward(self, pixels):
         return self.model(model_input(pixels, self.backbone), training=False)
 

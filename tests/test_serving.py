@@ -100,6 +100,19 @@ def test_prediction_fields(predictors, red_image):
     json.dumps(p.to_dict())
 
 
+def test_a_warmed_up_predictor_times_predictions_not_tracing(tiny_models, red_image):
+    card = next(iter(Registry.discover([tiny_models]).cards.values()))
+    predictor = Predictor(card, load_model(card)).warm_up()
+
+    def traces():
+        return [f.experimental_get_tracing_count() for f in (predictor._single, predictor._tta)]
+
+    assert traces() == [1, 1]
+    predictor.predict(red_image)
+    predictor.predict(red_image, tta=True)
+    assert traces() == [1, 1]  # any size of image: no new trace inside the timed call
+
+
 def test_tta_averages_eight_views_and_ignores_mirroring(predictors, red_image):
     predictor = predictors[0]
     tta = predictor.probabilities(red_image, tta=True)

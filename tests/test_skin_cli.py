@@ -80,6 +80,10 @@ def test_predict_a_bad_image_is_one_line_and_non_zero(tiny_models, tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"error: {bad}: this file is not an image that can be read (JPEG, PNG, WebP, BMP, "
         "TIFF or GIF expected)"]
+    as_json = run_skin("predict", str(bad), "--json", models_dir=tiny_models)
+    assert as_json.returncode == 2
+    report = json.loads(as_json.stdout)  # still the one JSON object --json promises
+    assert report["predictions"] == {} and "not an image" in report["errors"][str(bad)]
 
 
 def test_predict_the_whole_corpus_of_bad_and_odd_files(tiny_models, tmp_path):
