@@ -17,7 +17,7 @@ def metrics_table(cards: dict) -> pd.DataFrame:
         row.update({
             "test n": ev.get("n"),
             "parameters (M)": round(card.get("parameters", 0) / 1e6, 1) or None,
-            "weights (MB)": round(card["source"].get("bytes", 0) / 2**20, 1) or None,
+            "weights (MiB)": round(card["source"].get("bytes", 0) / 2**20, 1) or None,
             "input px": card["input_size"],
             "split": (card.get("training", {}).get("split_fingerprint") or "")[:10],
         })

@@ -63,15 +63,15 @@ BUILD_ATTEMPTS = 3
 NAME_CLASH = re.compile(r'The name "[^"]+" is used \d+ times in the model')
 
 
-def build_model(card: dict, input_size: int | None = None):
-    """The card's architecture with random weights (input size overridable); a card
-    naming an unknown backbone or a size it cannot take is a CardError."""
+def build_model(card: dict):
+    """The card's architecture with random weights; a card naming an unknown backbone or
+    a size it cannot take is a CardError."""
     from skin.backbones import BackboneError, build_classifier  # imports TensorFlow
 
     for attempt in range(1, BUILD_ATTEMPTS + 1):
         try:
             return build_classifier(
-                card["backbone"], len(card["classes"]), input_size or card["input_size"],
+                card["backbone"], len(card["classes"]), card["input_size"],
                 dropout=card.get("training", {}).get("config", {}).get("dropout", 0.3),
             )
         except BackboneError as e:

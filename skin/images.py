@@ -17,7 +17,7 @@ MAX_BYTES = 20 * 1024 * 1024
 MAX_PIXELS = 40_000_000  # a 40-megapixel photo; more is a decompression bomb or a scan
 MIN_SIDE = 32
 FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "TIFF", "GIF", "HEIF"}
-HEIF_BRANDS = (b"ftypheic", b"ftypheix", b"ftyphevc", b"ftypmif1", b"ftypmsf1", b"ftypavif")
+HEIF_BRANDS = (b"ftypheic", b"ftypheix", b"ftyphevc", b"ftypmif1", b"ftypmsf1")
 
 try:
     from pillow_heif import register_heif_opener
