@@ -88,15 +88,18 @@ def cmd_models(args, registry):
 
 
 def cmd_fetch(args, registry):
+    """Exit 0 if every chosen model's weights are here, 1 if some are, 2 if none are (so
+    a model named alone that fails exits 2, as every other command's error does)."""
+    cards = chosen_cards(registry, args.model)
     failed = 0
-    for card in chosen_cards(registry, args.model):
+    for card in cards:
         try:
             path = fetch(card)
             print(f"{card['name']}: {path}")
         except FetchError as e:
             print(f"error: {e}", file=sys.stderr)
             failed += 1
-    return 1 if failed else 0
+    return 0 if not failed else (1 if failed < len(cards) else 2)
 
 
 def cmd_predict(args, registry):

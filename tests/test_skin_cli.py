@@ -297,6 +297,9 @@ def test_a_model_whose_download_fails_does_not_stop_the_others(tiny_models, tmp_
     assert result.returncode == 1
     assert "tiny-mobilenetv2:" in result.stdout
     assert "error: model tiny-efficientnetb0" in result.stderr and "cannot connect" in result.stderr
+    alone = run_skin("fetch", "--model", "tiny-efficientnetb0", models_dir=tmp_path,
+                     cache=tmp_path / "c")
+    assert alone.returncode == 2 and "cannot connect" in alone.stderr
 
 
 def test_a_model_that_cannot_load_is_left_out_of_all(tiny_models, labelled_folder, tmp_path):
