@@ -4,6 +4,8 @@ Loaders are wrapped in st.cache_resource, so every session of the server shares 
 of each model; a model loads on first use, with a status box naming it.
 """
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -59,7 +61,7 @@ def _secret(key, default):
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _cached_predictor(name: str, sha256: str, _card: dict):
+def _cached_predictor(name: str, card_digest: str, _card: dict):
     from skin.predict import Predictor
     return Predictor(_card, load_model(_card)).warm_up()
 
@@ -67,7 +69,9 @@ def _cached_predictor(name: str, sha256: str, _card: dict):
 def predictor(card: dict):
     """The card's Predictor, loaded once per server; None (with st.error) if it fails.
     A status box shows while it loads and goes once it is ready."""
-    key = card["source"].get("sha256", "")
+    # Keyed by the whole card, not only its weights' sha256: a card edited in place (its
+    # thresholds, its temperature) must not be served from the old card's Predictor.
+    key = hashlib.sha256(json.dumps(card, sort_keys=True, default=str).encode()).hexdigest()
     loading = st.empty()
     try:
         with loading.status(f"Loading model {card['name']} …", expanded=False):
