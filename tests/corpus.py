@@ -57,7 +57,7 @@ BAD = [
     ("HEIC without pillow-heif", "phone.jpg",
      b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\0" * 100,
      "not an image" if HEIF_SUPPORTED else "pillow-heif"),
-    ("AVIF photo", "photo.avif", encode(photo(), "AVIF"), "AVIF images are not supported"),
+    ("AVIF saved as .jpg", "web-download.jpg", encode(photo(), "AVIF"), "AVIF images are not supported"),
     ("file over the size limit", "huge.jpg", b"\xff\xd8\xff\xe0" + b"\0" * (MAX_BYTES + 2**20), "limit"),
 ]
 
