@@ -32,8 +32,10 @@ def test_heatmap_peak_falls_on_the_square():
     model = build_classifier("mobilenetv2", 2, SIZE)
     set_batchnorm_momentum(model, 0.8)
     model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+    # 6 epochs learn the task (accuracy 1.0) but localised it in 18/30 images, three runs
+    # alike, on this CI's machine (2026-12-02); 10 epochs: 20/30.
     model.fit(model_input(images, "mobilenetv2"), keras.utils.to_categorical(labels, 2),
-              epochs=6, batch_size=32, verbose=0)
+              epochs=10, batch_size=32, verbose=0)
 
     test_images, test_labels, cells = squares(60, rng)
     predicted = model.predict(model_input(test_images, "mobilenetv2"), verbose=0).argmax(1)
