@@ -15,6 +15,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from serving import median_ms  # noqa: E402
+from skin.cards import class_balance  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import evaluate, paired_difference  # noqa: E402
 from skin.predict import Predictor, ensemble  # noqa: E402
@@ -70,12 +71,13 @@ def main() -> None:
     test = shared_split_rows(cards, Path(args.data))
     images = [read_image(path) for path in test["path"]]
     members = [Predictor(card, load_model(card)) for card in cards]
-    header = "| model | " + " | ".join(c for c, _ in COLUMNS) + \
+    header = "| model | class balance | " + " | ".join(c for c, _ in COLUMNS) + \
         " | parameters | weights | latency (ms) |"
-    rows = [header, "|" + "---|" * (len(COLUMNS) + 4)]
+    rows = [header, "|" + "---|" * (len(COLUMNS) + 5)]
 
     def add_row(name, scores, cards_used, predict_one):
-        rows.append(f"| {name} | " + " | ".join(cell(scores, k) for _, k in COLUMNS)
+        balance = " + ".join(sorted({str(class_balance(c)) for c in cards_used}))
+        rows.append(f"| {name} | {balance} | " + " | ".join(cell(scores, k) for _, k in COLUMNS)
                     + f" | {sum(c['parameters'] for c in cards_used) / 1e6:.1f} M"
                     f" | {sum(c['source']['bytes'] for c in cards_used) / 2**20:.1f} MiB"
                     f" | {median_ms(predict_one, args.repeats):.1f} |")

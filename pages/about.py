@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from pages.common import disclaimer, registry
+from skin.cards import class_balance
 from skin.fetch import describe
 
 st.title("Skin-lesion classifier and backbone comparator")
@@ -29,13 +30,16 @@ else:
         rows.append({
             "model": name, "backbone": card["backbone"], "init": card.get("init", "?"),
             "input px": card["input_size"], "classes": ", ".join(card["classes"]),
-            "loss": config.get("loss"), "epochs": card.get("training", {}).get("epochs_run"),
+            "loss": config.get("loss"), "class balance": class_balance(card),
+            "epochs": card.get("training", {}).get("epochs_run"),
             "data": card.get("training", {}).get("data_layout"),
             "weights": describe(card["source"]),
         })
     st.dataframe(pd.DataFrame(rows).set_index("model"), width="stretch")
     st.caption("init 'scratch' means random initialisation: ImageNet weights could not be "
-               "downloaded where these models were trained.")
+               "downloaded where these models were trained. Class balance 'weights': the "
+               "loss weighs each class by its rarity; 'sampling': every batch draws each "
+               "class equally often.")
 
 st.header("Data")
 st.markdown(

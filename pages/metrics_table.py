@@ -2,6 +2,8 @@
 
 import pandas as pd
 
+from skin.cards import class_balance
+
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy", "auc_ovr", "ece"]
 LOWER_IS_BETTER = {"ece"}
 
@@ -19,6 +21,7 @@ def metrics_table(cards: dict) -> pd.DataFrame:
             "parameters (M)": round(card.get("parameters", 0) / 1e6, 1) or None,
             "weights (MiB)": round(card["source"].get("bytes", 0) / 2**20, 1) or None,
             "input px": card["input_size"],
+            "class balance": class_balance(card),
             "split": (card.get("training", {}).get("split_fingerprint") or "")[:10],
         })
         rows[name] = row

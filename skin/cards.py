@@ -38,6 +38,12 @@ def read_card(path) -> dict:
     return card
 
 
+def class_balance(card: dict) -> str | None:
+    """How training balanced the classes: "weights" (class-weighted loss), "sampling"
+    (class-balanced batches) or "none"; None for a card without its training record."""
+    return card.get("training", {}).get("config", {}).get("balance")
+
+
 def _check_names(card: dict, path: Path) -> None:
     """A card may only name a file beside itself: no folders, no '..', no absolute path."""
     if not isinstance(card["name"], str) or not SAFE_NAME.match(card["name"]):

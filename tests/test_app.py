@@ -167,6 +167,13 @@ def test_the_best_figure_is_marked_on_every_model_that_has_it():
     assert best["accuracy"] == {"a", "b"} and best["ece"] == {"b"}
 
 
+def test_the_metrics_table_says_how_each_model_balanced_its_classes(tiny_models):
+    from pages.metrics_table import metrics_table
+    from skin.registry import Registry
+    table = metrics_table(Registry.discover([tiny_models]).cards)
+    assert set(table["class balance"]) == {"weights"}  # python -m train's default
+
+
 def test_a_source_moved_by_st_secrets_keeps_what_still_holds():
     from pages.common import moved_source
     shipped = {"file": "w.h5", "sha256": "a" * 64, "bytes": 5, "dtype": "float16"}

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 import pytest
 
+from skin.cards import class_balance
 from skin.files import file_sha256
 from skin.images import read_image
 from skin.metrics import summary_metrics
@@ -35,6 +36,7 @@ def test_a_shipped_card(card_path):
     weights = SHIPPED_MODELS / card["source"]["file"]
     assert file_sha256(weights) == card["source"]["sha256"]
     assert card["source"]["dtype"] == "float16" and card["init"] == "scratch"
+    assert class_balance(card) in ("weights", "sampling")  # the README table says which
     evaluation = card["evaluation"]
     assert evaluation["split"] == "test"
     assert evaluation["n"] == card["training"]["split_counts"]["test"]
