@@ -49,7 +49,7 @@ def test_heatmap_is_high_on_the_square_and_peaks_beside_it():
         heatmap = cam.heatmap(model_input(test_images[i:i + 1], "mobilenetv2"), 1)
         assert heatmap.shape == (4, 4) and heatmap.max() == pytest.approx(1.0)
         row, col = cells[i]
-        others = np.delete(heatmap.ravel(), row * heatmap.shape[1] + col)
+        others = np.delete(heatmap.ravel(), np.ravel_multi_index((row, col), heatmap.shape))
         assert heatmap[row, col] > others.mean(), f"image {i}: the square's cell is not above the rest"
         peak = np.unravel_index(heatmap.argmax(), heatmap.shape)
         near += max(abs(peak[0] - row), abs(peak[1] - col)) <= 1
