@@ -88,6 +88,34 @@ def test_class_balanced_batches_draw_every_class_about_equally(tmp_path):
     np.testing.assert_allclose(counts / 300, [1 / 3] * 3, atol=0.08)
 
 
+def mean_colours(images):
+    return np.asarray(images, np.float64).reshape(len(images), -1, 3).mean(axis=1)
+
+
+def hues(colours):
+    """Hue in degrees of each RGB colour (0 to 255)."""
+    return tf.image.rgb_to_hsv(colours / 255.0).numpy()[:, 0] * 360
+
+
+@pytest.mark.parametrize("strength, colour_changes", [("standard", False), ("strong", True)])
+def test_only_strong_augmentation_shifts_hue_and_saturation(strength, colour_changes):
+    from train.pipeline import augmenter
+    # One flat skin-like colour: mirrors, turns, zooms and contrast leave it as it is, and
+    # brightness moves all three channels alike (never to 0 or 255 here), keeping its hue
+    # and the spread of its channels.
+    colour = np.array([150.0, 100.0, 80.0])
+    images = np.broadcast_to(colour, (32, 16, 16, 3)).astype(np.float32)
+    out = np.asarray(augmenter(seed=5, strength=strength)(images, training=True))
+    hue, original_hue = hues(mean_colours(out)), hues(colour[None])[0]
+    spread = np.ptp(mean_colours(out), axis=1)  # brightest minus darkest channel
+    if colour_changes:
+        assert np.abs(hue - original_hue).max() > 3  # degrees
+        assert spread.std() > 2  # saturation scaled by a different factor per image
+    else:
+        np.testing.assert_allclose(hue, original_hue, atol=0.5)
+        np.testing.assert_allclose(spread, np.ptp(colour), atol=0.5)
+
+
 def asymmetric_batch(n=6, size=24):
     image = np.zeros((size, size, 3), np.float32)
     image[4:10, 2:20] = 255.0  # an off-centre bar: every mirror or turn shows

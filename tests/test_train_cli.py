@@ -96,14 +96,18 @@ def test_transfer_to_a_class_subset_with_focal_loss_and_gradual_unfreezing(train
     assert [h["trainable_backbone_layers"] for h in history] == expected
 
 
-def test_class_balanced_sampling_trains_and_the_card_says_so(trained, tmp_path):
-    _, listing = trained
+def test_sampling_with_strong_augmentation_trains_and_the_card_says_so(trained, tmp_path):
+    default_out, listing = trained
+    default_card = json.loads((default_out / "mobilenetv2-32.json").read_text())
+    assert default_card["training"]["config"]["augment"] == "standard"
     out = tmp_path / "sampled"
     code = main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "2",
-                 "--init", "none", "--balance", "sampling", "--out", str(out), *FAST])
+                 "--init", "none", "--balance", "sampling", "--augment", "strong",
+                 "--out", str(out), *FAST])
     assert code == 0
     card = json.loads((out / "mobilenetv2-32.json").read_text())
     assert card["training"]["config"]["balance"] == "sampling"
+    assert card["training"]["config"]["augment"] == "strong"
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
 
 

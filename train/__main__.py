@@ -90,6 +90,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="how the rare classes count as much as the common ones: weights "
                      "(balanced class weights in cce, per-class alpha in focal), sampling "
                      "(batches draw every class equally often; unweighted loss), or none")
+    fit.add_argument("--augment", choices=("standard", "strong"), default="standard",
+                     help="augmentation strength: standard (mirror, rotation, zoom 0.15, "
+                     "shift 0.1, brightness and contrast 0.15) or strong (zoom 0.3, shift "
+                     "0.15, brightness and contrast 0.25, saturation and hue jitter)")
     fit.add_argument("--label-smoothing", type=float, default=0.0)
     fit.add_argument("--monitor", choices=("balanced_accuracy", "macro_f1"),
                      default="balanced_accuracy", help="validation score for early "
@@ -230,13 +234,14 @@ def run(args, log) -> Path:
     def data(name, training=False):
         return pipeline.image_dataset(parts[name]["path"], parts[name]["y"],
                                       len(dataset.classes), backbone.name, args.img_size,
-                                      batch, training, seed=args.seed)
+                                      batch, training, seed=args.seed,
+                                      augmentation=args.augment)
 
     val_data, test_data = data("val"), data("test")
     if args.balance == "sampling":
         train_data = pipeline.class_balanced_dataset(
             parts["train"]["path"], parts["train"]["y"], len(dataset.classes), backbone.name,
-            args.img_size, batch, seed=args.seed)
+            args.img_size, batch, seed=args.seed, augmentation=args.augment)
         steps_per_epoch = -(-len(parts["train"]) // batch)  # as many images as an epoch has
     else:
         train_data, steps_per_epoch = data("train", training=True), None
@@ -258,7 +263,7 @@ def run(args, log) -> Path:
         "data": str(Path(args.data).resolve()), "classes": list(dataset.classes),
         "backbone": backbone.name, "img_size": args.img_size, "init": args.init,
         "dropout": args.dropout, "bn_momentum": momentum, "batch_size": args.batch_size,
-        "loss": args.loss, "balance": args.balance,
+        "loss": args.loss, "balance": args.balance, "augment": args.augment,
         "label_smoothing": args.label_smoothing, "seed": args.seed,
         "strategy": args.strategy, "schedule": schedule.__dict__,
     }

@@ -13,16 +13,37 @@ from train.augment import RandomAffine
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def augmenter(seed: int) -> keras.Sequential:
-    """Random mirror, rotation, zoom and shift (one resample), brightness and contrast.
+# Augmentation strengths, chosen by name (python -m train --augment). "strong" widens the
+# zoom, shift, brightness and contrast ranges and adds colour jitter: dermatoscopes differ
+# in colour, and class-balanced batches show each rare-class image a dozen times an epoch.
+AUGMENTATIONS = {
+    "standard": {"zoom": 0.15, "shift": 0.1, "brightness": 0.15, "contrast": 0.15,
+                 "saturation": 0.0, "hue": 0.0},
+    "strong": {"zoom": 0.3, "shift": 0.15, "brightness": 0.25, "contrast": 0.25,
+               "saturation": 0.08, "hue": 0.05},
+}
+
+
+def augmenter(seed: int, strength: str = "standard") -> keras.Sequential:
+    """Random mirror, rotation, zoom and shift (one resample), brightness and contrast;
+    with "strong", also saturation (scaled by 0.5 +- the entry's value, 0.5 being no
+    change, in Keras's convention) and hue (shifted by up to half the entry's value of a
+    full turn).
 
     Dermoscopy has no "up": mirrors and full rotations keep the label.
     """
-    return keras.Sequential([
-        RandomAffine(rotation=0.5, zoom=0.15, shift=0.1, seed=seed),
-        keras.layers.RandomBrightness(0.15, value_range=(0, 255), seed=seed + 1),
-        keras.layers.RandomContrast(0.15, value_range=(0, 255), seed=seed + 2),
-    ], name="augmentation")
+    a = AUGMENTATIONS[strength]
+    steps = [
+        RandomAffine(rotation=0.5, zoom=a["zoom"], shift=a["shift"], seed=seed),
+        keras.layers.RandomBrightness(a["brightness"], value_range=(0, 255), seed=seed + 1),
+        keras.layers.RandomContrast(a["contrast"], value_range=(0, 255), seed=seed + 2),
+    ]
+    if a["saturation"]:
+        steps.append(keras.layers.RandomSaturation(
+            (0.5 - a["saturation"], 0.5 + a["saturation"]), value_range=(0, 255), seed=seed + 3))
+    if a["hue"]:
+        steps.append(keras.layers.RandomHue(a["hue"], value_range=(0, 255), seed=seed + 4))
+    return keras.Sequential(steps, name="augmentation")
 
 
 def decode(path):
@@ -68,11 +89,11 @@ def decoded_images(paths, labels, size: int, cache: bool = True) -> tf.data.Data
 
 
 def batches(ds, num_classes: int, backbone: str, batch_size: int, training: bool,
-            seed: int = 0) -> tf.data.Dataset:
+            seed: int = 0, augmentation: str = "standard") -> tf.data.Dataset:
     """Decoded images -> batches of (model input, one-hot label), augmented in training."""
     ds = ds.batch(batch_size)
     if training:
-        augment = augmenter(seed)
+        augment = augmenter(seed, augmentation)
         ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=AUTOTUNE)
     ds = ds.map(lambda x, y: (model_input(x, backbone), tf.one_hot(y, num_classes)),
                 num_parallel_calls=AUTOTUNE)
@@ -81,18 +102,19 @@ def batches(ds, num_classes: int, backbone: str, batch_size: int, training: bool
 
 def image_dataset(
     paths, labels, num_classes: int, backbone: str, size: int, batch_size: int,
-    training: bool, seed: int = 0, cache: bool = True,
+    training: bool, seed: int = 0, cache: bool = True, augmentation: str = "standard",
 ) -> tf.data.Dataset:
     """(path, class index) pairs -> batches of (model input, one-hot label); in training,
     shuffled each epoch and augmented."""
     ds = decoded_images(paths, labels, size, cache)
     if training:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    return batches(ds, num_classes, backbone, batch_size, training, seed)
+    return batches(ds, num_classes, backbone, batch_size, training, seed, augmentation)
 
 
 def class_balanced_dataset(
     paths, labels, num_classes: int, backbone: str, size: int, batch_size: int, seed: int = 0,
+    augmentation: str = "standard",
 ) -> tf.data.Dataset:
     """Endless augmented training batches that draw every class equally often: each
     class's images cached, reshuffled and repeated on their own, then sampled with equal
@@ -108,4 +130,5 @@ def class_balanced_dataset(
     ]
     ds = tf.data.Dataset.sample_from_datasets(per_class, weights=[1 / len(classes)] * len(classes),
                                               seed=seed)
-    return batches(ds, num_classes, backbone, batch_size, training=True, seed=seed)
+    return batches(ds, num_classes, backbone, batch_size, training=True, seed=seed,
+                   augmentation=augmentation)
