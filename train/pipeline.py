@@ -26,9 +26,9 @@ AUGMENTATIONS = {
 
 def augmenter(seed: int, strength: str = "standard") -> keras.Sequential:
     """Random mirror, rotation, zoom and shift (one resample), brightness and contrast;
-    with "strong", also saturation (scaled by 0.5 +- the entry's value, 0.5 being no
-    change, in Keras's convention) and hue (shifted by up to half the entry's value of a
-    full turn).
+    with "strong", also saturation (multiplied by f / (1 - f), f drawn from 0.5 +- the
+    entry: x0.72 to x1.38) and hue (shifted by up to half the entry of a full turn: 9
+    degrees).
 
     Dermoscopy has no "up": mirrors and full rotations keep the label.
     """
