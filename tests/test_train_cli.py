@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import ROOT, make_class_folders, make_csv_listing
 from tests.test_model import internet_reachable
 from skin.backbones import build_classifier
-from train.__main__ import main
+from train.__main__ import main, parse_args
 from train.fit import Schedule, cosine_learning_rate
 from train.model import backbone_layers, set_trainable
 
@@ -109,6 +109,14 @@ def test_sampling_with_strong_augmentation_trains_and_the_card_says_so(trained, 
     assert card["training"]["config"]["balance"] == "sampling"
     assert card["training"]["config"]["augment"] == "strong"
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
+
+
+def test_every_augmentation_strength_can_be_chosen_on_the_command_line(tmp_path):
+    from train.pipeline import AUGMENTATIONS
+    required = ["--data", "d", "--backbone", "mobilenetv2", "--img-size", "32",
+                "--epochs", "1", "--out", str(tmp_path)]
+    for name in AUGMENTATIONS:
+        assert parse_args([*required, "--augment", name]).augment == name
 
 
 def snapshot(folder):
