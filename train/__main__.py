@@ -91,9 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                      "(balanced class weights in cce, per-class alpha in focal), sampling "
                      "(batches draw every class equally often; unweighted loss), or none")
     fit.add_argument("--augment", choices=("standard", "strong"), default="standard",
-                     help="augmentation strength: standard (mirror, rotation, zoom 0.15, "
-                     "shift 0.1, brightness and contrast 0.15) or strong (zoom 0.3, shift "
-                     "0.15, brightness and contrast 0.25, saturation and hue jitter)")
+                     help="augmentation strength: standard, or strong (wider zoom, shift, "
+                     "brightness and contrast, plus saturation and hue jitter); the ranges "
+                     "are train/pipeline.py's AUGMENTATIONS")
     fit.add_argument("--label-smoothing", type=float, default=0.0)
     fit.add_argument("--monitor", choices=("balanced_accuracy", "macro_f1"),
                      default="balanced_accuracy", help="validation score for early "
