@@ -9,8 +9,10 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from tests.conftest import ROOT, make_class_folders, make_csv_listing
 from tests.test_model import internet_reachable
@@ -111,6 +113,52 @@ def test_sampling_with_strong_augmentation_trains_and_the_card_says_so(trained, 
     assert [h["epoch"] for h in card["training"]["history"]] == [1, 2]
 
 
+def test_a_distilled_run_trains_towards_its_teacher_and_the_card_names_it(trained, tmp_path):
+    teacher_out, listing = trained
+    teacher = teacher_out / "mobilenetv2-32.json"
+    out = tmp_path / "student"
+    code = main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "1",
+                 "--init", "none", "--balance", "sampling", "--teacher", str(teacher),
+                 "--split", str(teacher_out / "split.csv"), "--out", str(out), *FAST])
+    assert code == 0
+    config = json.loads((out / "mobilenetv2-32.json").read_text())["training"]["config"]
+    sha256 = json.loads(teacher.read_text())["source"]["sha256"]
+    assert config["teachers"] == [{"name": "mobilenetv2-32", "sha256": sha256}]
+    assert config["distill_weight"] == 0.5
+
+
+def test_soft_targets_mix_the_labels_with_the_teachers_probabilities(trained):
+    from skin.cards import read_card
+    from skin.predict import Predictor
+    from skin.registry import load_model
+    from train.distill import soft_targets
+
+    out, listing = trained
+    card = read_card(out / "mobilenetv2-32.json")
+    rows = pd.read_csv(listing).head(6)
+    paths = [listing.parent / path for path in rows["path"]]
+    labels = [card["classes"].index(label) for label in rows["label"]]
+    teacher = Predictor(card, load_model(card)).batch_probabilities(
+        [np.asarray(Image.open(path).convert("RGB")) for path in paths])
+    one_hot = np.eye(len(card["classes"]))[labels]
+    assert np.allclose(soft_targets([card], paths, labels, 0.0), one_hot)
+    assert np.allclose(soft_targets([card], paths, labels, 1.0), teacher, atol=1e-6)
+    mixed = soft_targets([card, card], paths, labels, 0.25)
+    assert np.allclose(mixed, 0.75 * one_hot + 0.25 * teacher, atol=1e-6)
+    assert np.allclose(mixed.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_a_teacher_from_another_split_is_refused_before_anything_is_written(trained, tmp_path,
+                                                                            capsys):
+    teacher_out, listing = trained
+    code = main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "1",
+                 "--init", "none", "--teacher", str(teacher_out / "mobilenetv2-32.json"),
+                 "--seed", "7", "--out", str(tmp_path / "o"), *FAST])
+    assert code == 2
+    assert "was not trained on this run's split" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_every_augmentation_strength_can_be_chosen_on_the_command_line(tmp_path):
     from train.pipeline import AUGMENTATIONS
     required = ["--data", "d", "--backbone", "mobilenetv2", "--img-size", "32",
@@ -157,6 +205,7 @@ def test_a_bad_backbone_or_size_exits_non_zero(tmp_path, capsys):
     (["--epochs", "2", "--val-fraction", "0.5", "--test-fraction", "0.5"],
      "must leave images to train on"),
     (["--epochs", "2", "--lr=0"], "--lr: must be above 0"),
+    (["--epochs", "2", "--distill-weight", "0.5"], "--distill-weight needs --teacher"),
 ])
 def test_an_impossible_option_is_refused_before_anything_is_written(tmp_path, capsys,
                                                                      option, message):

@@ -21,8 +21,9 @@ from skin.backbones import (
 )
 from skin.files import file_sha256
 from train.data import DatasetError, load_dataset, offenders, unusable_images
+from train.distill import TeacherError
 from train.model import InitError
-from train.split import check_split, make_split, read_split, write_split
+from train.split import check_split, make_split, read_split, split_fingerprint, write_split
 
 UNFREEZE_ALL = 10**6
 
@@ -95,6 +96,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                      "brightness and contrast, plus saturation and hue jitter); the ranges "
                      "are train/pipeline.py's AUGMENTATIONS")
     fit.add_argument("--label-smoothing", type=float, default=0.0)
+    fit.add_argument("--teacher", action="append", default=[], metavar="CARD",
+                     help="distil: train towards this model's probabilities on the training "
+                     "images as well as the labels (a model card trained on the same split; "
+                     "repeat for several, whose mean is used)")
+    fit.add_argument("--distill-weight", type=fraction, help="share of the teachers' "
+                     "probabilities in each target (default 0.5; needs --teacher)")
     fit.add_argument("--monitor", choices=("balanced_accuracy", "macro_f1"),
                      default="balanced_accuracy", help="validation score for early "
                      "stopping, checkpointing and learning-rate reduction")
@@ -118,6 +125,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.val_fraction + args.test_fraction >= 1:
         p.error("--val-fraction and --test-fraction must leave images to train on")
+    if args.distill_weight is not None and not args.teacher:
+        p.error("--distill-weight needs --teacher")
+    if args.teacher and args.distill_weight is None:
+        args.distill_weight = 0.5
     return args
 
 
@@ -193,7 +204,7 @@ def export_best(args, backbone, dataset, init, config, state, assignment, out,
 
 def run(args, log) -> Path:
     import keras
-    from train import fit, model as model_lib, pipeline
+    from train import distill, fit, model as model_lib, pipeline
 
     started = time.monotonic()
     keras.utils.set_random_seed(args.seed)
@@ -206,6 +217,7 @@ def run(args, log) -> Path:
     log(f"data: {len(dataset.table)} images, {len(dataset.classes)} classes "
         f"({', '.join(dataset.classes)}), {dataset.layout} layout; split {split_source}: "
         + ", ".join(f"{k} {v}" for k, v in assignment.value_counts().items()))
+    teachers = distill.read_teachers(args.teacher, dataset.classes, split_fingerprint(assignment))
 
     scratch = args.init == "none"
     strategy = make_strategy(args.strategy)
@@ -231,20 +243,27 @@ def run(args, log) -> Path:
     parts = {name: table[table["split"] == name] for name in ("train", "val", "test")}
     batch = args.batch_size * strategy.num_replicas_in_sync
 
-    def data(name, training=False):
-        return pipeline.image_dataset(parts[name]["path"], parts[name]["y"],
+    def data(name, training=False, targets=None):
+        labels = parts[name]["y"] if targets is None else targets
+        return pipeline.image_dataset(parts[name]["path"], labels,
                                       len(dataset.classes), backbone.name, args.img_size,
                                       batch, training, seed=args.seed,
                                       augmentation=args.augment)
 
     val_data, test_data = data("val"), data("test")
+    targets = None
+    if teachers:
+        log(f"distilling from {', '.join(c['name'] for c in teachers)}: scoring "
+            f"{len(parts['train'])} training images")
+        targets = distill.soft_targets(teachers, parts["train"]["path"], parts["train"]["y"],
+                                       args.distill_weight)
     if args.balance == "sampling":
         train_data = pipeline.class_balanced_dataset(
             parts["train"]["path"], parts["train"]["y"], len(dataset.classes), backbone.name,
-            args.img_size, batch, seed=args.seed, augmentation=args.augment)
+            args.img_size, batch, seed=args.seed, augmentation=args.augment, targets=targets)
         steps_per_epoch = -(-len(parts["train"]) // batch)  # as many images as an epoch has
     else:
-        train_data, steps_per_epoch = data("train", training=True), None
+        train_data, steps_per_epoch = data("train", training=True, targets=targets), None
     weights = fit.balanced_class_weights(parts["train"]["y"], len(dataset.classes))
     if args.balance != "weights":
         weights = np.ones_like(weights)
@@ -265,6 +284,7 @@ def run(args, log) -> Path:
         "dropout": args.dropout, "bn_momentum": momentum, "batch_size": args.batch_size,
         "loss": args.loss, "balance": args.balance, "augment": args.augment,
         "label_smoothing": args.label_smoothing, "seed": args.seed,
+        "teachers": distill.teacher_record(teachers), "distill_weight": args.distill_weight,
         "strategy": args.strategy, "schedule": schedule.__dict__,
     }
     state = fit.TrainingState.resume_or_new(work, config)
@@ -285,7 +305,7 @@ def main(argv=None) -> int:
     log = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
     try:
         card_path = run(args, log)
-    except (DatasetError, BackboneError, InitError) as e:
+    except (DatasetError, BackboneError, InitError, TeacherError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

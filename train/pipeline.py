@@ -79,9 +79,9 @@ def undecodable(paths) -> list[str]:
 
 
 def decoded_images(paths, labels, size: int, cache: bool = True) -> tf.data.Dataset:
-    """(path, class index) pairs -> (size x size x 3 uint8 image, class index), decoded in
-    parallel and cached after the resize (7,000 images at 96 px take about 190 MB), so only
-    the first epoch reads and decodes files."""
+    """(path, label) pairs -> (size x size x 3 uint8 image, label), decoded in parallel and
+    cached after the resize (7,000 images at 96 px take about 190 MB), so only the first
+    epoch reads and decodes files. A label is a class index or a row of soft targets."""
     ds = tf.data.Dataset.from_tensor_slices((list(paths), list(labels)))
     ds = ds.map(lambda p, y: (load_image(p, size), y), num_parallel_calls=AUTOTUNE,
                 deterministic=True)
@@ -90,12 +90,14 @@ def decoded_images(paths, labels, size: int, cache: bool = True) -> tf.data.Data
 
 def batches(ds, num_classes: int, backbone: str, batch_size: int, training: bool,
             seed: int = 0, augmentation: str = "standard") -> tf.data.Dataset:
-    """Decoded images -> batches of (model input, one-hot label), augmented in training."""
+    """Decoded images -> batches of (model input, target), augmented in training. The
+    target is the one-hot label, or the soft targets when the labels are rows of them."""
     ds = ds.batch(batch_size)
     if training:
         augment = augmenter(seed, augmentation)
         ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=AUTOTUNE)
-    ds = ds.map(lambda x, y: (model_input(x, backbone), tf.one_hot(y, num_classes)),
+    soft = ds.element_spec[1].dtype.is_floating
+    ds = ds.map(lambda x, y: (model_input(x, backbone), y if soft else tf.one_hot(y, num_classes)),
                 num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
@@ -114,16 +116,18 @@ def image_dataset(
 
 def class_balanced_dataset(
     paths, labels, num_classes: int, backbone: str, size: int, batch_size: int, seed: int = 0,
-    augmentation: str = "standard",
+    augmentation: str = "standard", targets=None,
 ) -> tf.data.Dataset:
     """Endless augmented training batches that draw every class equally often: each
     class's images cached, reshuffled and repeated on their own, then sampled with equal
     weights (fit it with steps_per_epoch). In expectation the same objective as balanced
-    class weights, with rare classes seen more often instead of weighted more heavily."""
+    class weights, with rare classes seen more often instead of weighted more heavily.
+    targets: soft targets (one row per image) to train towards instead of the labels."""
     paths, labels = np.asarray(list(paths)), np.asarray(list(labels))
+    targets = labels if targets is None else np.asarray(targets)
     classes = np.unique(labels)
     per_class = [
-        decoded_images(paths[labels == c], labels[labels == c], size)
+        decoded_images(paths[labels == c], targets[labels == c], size)
         .shuffle(int((labels == c).sum()), seed=seed + int(c), reshuffle_each_iteration=True)
         .repeat()
         for c in classes
