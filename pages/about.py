@@ -31,6 +31,7 @@ else:
             "model": name, "backbone": card["backbone"], "init": card.get("init", "?"),
             "input px": card["input_size"], "classes": ", ".join(card["classes"]),
             "loss": config.get("loss"), "class balance": class_balance(card),
+            "distilled from": ", ".join(t["name"] for t in config.get("teachers", [])),
             "epochs": card.get("training", {}).get("epochs_run"),
             "data": card.get("training", {}).get("data_layout"),
             "weights": describe(card["source"]),
@@ -39,7 +40,8 @@ else:
     st.caption("init 'scratch' means random initialisation: ImageNet weights could not be "
                "downloaded where these models were trained. Class balance 'weights': the "
                "loss weighs each class by its rarity; 'sampling': every batch draws each "
-               "class equally often.")
+               "class equally often. 'Distilled from': the models whose probabilities it "
+               "was trained towards, as well as the labels.")
 
 st.header("Data")
 st.markdown(

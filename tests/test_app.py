@@ -150,6 +150,22 @@ def test_about_page_lists_the_models(app_env):
     assert at.dataframe and "Train your own model" in texts(at)
 
 
+def test_about_page_names_the_teachers_of_a_distilled_model(app_env, monkeypatch, tmp_path):
+    card = json.loads((app_env / "tiny-mobilenetv2.json").read_text())
+    card["name"] = "tiny-student"
+    card["training"]["config"]["teachers"] = [{"name": "tiny-efficientnetb0", "sha256": "0" * 64},
+                                              {"name": "tiny-mobilenetv2", "sha256": "1" * 64}]
+    student = tmp_path / "student"
+    student.mkdir()
+    (student / "tiny-student.json").write_text(json.dumps(card))
+    weights = card["source"]["file"]
+    (student / weights).write_bytes((app_env / weights).read_bytes())
+    monkeypatch.setenv("SKIN_MODEL_DIRS", f"{app_env}:{student}")
+    table = page("about").dataframe[0].value
+    assert table.loc["tiny-student", "distilled from"] == "tiny-efficientnetb0, tiny-mobilenetv2"
+    assert table.loc["tiny-mobilenetv2", "distilled from"] == ""
+
+
 @pytest.mark.parametrize("name", ["classify", "compare", "evaluation", "about"])
 def test_every_page_says_what_to_do_without_models(name, monkeypatch, tmp_path):
     from skin import registry
