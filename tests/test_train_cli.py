@@ -159,6 +159,21 @@ def test_a_teacher_from_another_split_is_refused_before_anything_is_written(trai
     assert not (tmp_path / "o").exists()
 
 
+def test_a_teacher_without_its_weights_is_refused_before_anything_is_written(trained, tmp_path,
+                                                                             capsys):
+    teacher_out, listing = trained
+    teacher = tmp_path / "teacher"
+    teacher.mkdir()
+    card = (teacher_out / "mobilenetv2-32.json").read_bytes()
+    (teacher / "mobilenetv2-32.json").write_bytes(card)  # and no weights beside it
+    code = main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "1",
+                 "--init", "none", "--teacher", str(teacher / "mobilenetv2-32.json"),
+                 "--split", str(teacher_out / "split.csv"), "--out", str(tmp_path / "o"), *FAST])
+    assert code == 2
+    assert "teacher mobilenetv2-32" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
 def test_every_augmentation_strength_can_be_chosen_on_the_command_line(tmp_path):
     from train.pipeline import AUGMENTATIONS
     required = ["--data", "d", "--backbone", "mobilenetv2", "--img-size", "32",

@@ -15,6 +15,7 @@ decodes them.
 import numpy as np
 
 from skin.cards import read_card
+from skin.fetch import fetch
 from skin.registry import LOAD_ERRORS, load_model
 
 
@@ -23,9 +24,10 @@ class TeacherError(Exception):
 
 
 def read_teachers(paths, classes: list[str], split_fingerprint: str) -> list[dict]:
-    """The teachers' cards, checked before anything is written. A teacher trained on
-    another split may have learned the student's validation or test images, and its
-    targets would carry them into training, so only the student's own split is allowed."""
+    """The teachers' cards, checked (and their weights fetched) before anything is
+    written. A teacher trained on another split may have learned the student's validation
+    or test images, and its targets would carry them into training, so only the student's
+    own split is allowed."""
     cards = []
     for path in paths:
         try:
@@ -40,6 +42,10 @@ def read_teachers(paths, classes: list[str], split_fingerprint: str) -> list[dic
                                "(its card's split_fingerprint differs): it may have seen the "
                                "validation or test images; pass the split it was trained on "
                                "with --split")
+        try:
+            fetch(card)
+        except LOAD_ERRORS as e:
+            raise TeacherError(f"teacher {card['name']}: {e}") from None
         cards.append(card)
     return cards
 
