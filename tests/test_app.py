@@ -3,6 +3,7 @@ models trained by `python -m train` (and the shipped ones, when there are any)."
 
 import io
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -160,7 +161,7 @@ def test_about_page_names_the_teachers_of_a_distilled_model(app_env, monkeypatch
     (student / "tiny-student.json").write_text(json.dumps(card))
     weights = card["source"]["file"]
     (student / weights).write_bytes((app_env / weights).read_bytes())
-    monkeypatch.setenv("SKIN_MODEL_DIRS", f"{app_env}:{student}")
+    monkeypatch.setenv("SKIN_MODEL_DIRS", os.pathsep.join([str(app_env), str(student)]))
     table = page("about").dataframe[0].value
     assert table.loc["tiny-student", "distilled from"] == "tiny-efficientnetb0, tiny-mobilenetv2"
     assert table.loc["tiny-mobilenetv2", "distilled from"] == ""
