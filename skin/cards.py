@@ -29,7 +29,8 @@ def read_card(path) -> dict:
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CardError(f"cannot read the model card {path}: {e}") from None
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else e  # without the path again
+        raise CardError(f"cannot read the model card {path}: {reason}") from None
     missing = [k for k in ("name", "backbone", "classes", "input_size", "source") if k not in card]
     if missing:
         raise CardError(f"{path} is not a model card: it lacks {', '.join(missing)}")

@@ -174,6 +174,19 @@ def test_a_teacher_without_its_weights_is_refused_before_anything_is_written(tra
     assert not (tmp_path / "o").exists()
 
 
+def test_a_teacher_card_that_cannot_be_read_is_named_once_and_nothing_is_written(
+        trained, tmp_path, capsys):
+    teacher_out, listing = trained
+    missing = tmp_path / "no-such-teacher.json"
+    code = main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "1",
+                 "--init", "none", "--teacher", str(missing),
+                 "--split", str(teacher_out / "split.csv"), "--out", str(tmp_path / "o"), *FAST])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot read the model card" in err and err.count(str(missing)) == 1
+    assert not (tmp_path / "o").exists()
+
+
 def test_every_augmentation_strength_can_be_chosen_on_the_command_line(tmp_path):
     from train.pipeline import AUGMENTATIONS
     required = ["--data", "d", "--backbone", "mobilenetv2", "--img-size", "32",

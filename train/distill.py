@@ -33,7 +33,7 @@ def read_teachers(paths, classes: list[str], split_fingerprint: str) -> list[dic
         try:
             card = read_card(path)
         except LOAD_ERRORS as e:
-            raise TeacherError(f"teacher {path}: {e}") from None
+            raise TeacherError(f"teacher: {e}") from None  # e names the path
         if list(card["classes"]) != list(classes):
             raise TeacherError(f"teacher {card['name']} predicts {','.join(card['classes'])}, "
                                f"not this run's classes {','.join(classes)} in that order")
