@@ -148,6 +148,29 @@ def test_soft_targets_mix_the_labels_with_the_teachers_probabilities(trained):
     assert np.allclose(mixed.sum(axis=1), 1.0, atol=1e-5)
 
 
+def test_a_resumed_run_reuses_the_teachers_targets_and_a_changed_weight_does_not(trained,
+                                                                                 tmp_path):
+    import shutil
+
+    from skin.cards import read_card
+    from train.distill import TeacherError, cached_soft_targets
+
+    out, listing = trained
+    for name in ("mobilenetv2-32.json", "mobilenetv2-32.weights.h5"):
+        shutil.copy(out / name, tmp_path / name)
+    card = read_card(tmp_path / "mobilenetv2-32.json")
+    rows = pd.read_csv(listing).head(6)
+    paths = [listing.parent / path for path in rows["path"]]
+    labels = [card["classes"].index(label) for label in rows["label"]]
+    work = tmp_path / "work"
+    work.mkdir()
+    first = cached_soft_targets(work, [card], paths, labels, 0.5)
+    (tmp_path / "mobilenetv2-32.weights.h5").unlink()  # the teacher can no longer be scored
+    assert np.array_equal(cached_soft_targets(work, [card], paths, labels, 0.5), first)
+    with pytest.raises(TeacherError):
+        cached_soft_targets(work, [card], paths, labels, 0.25)
+
+
 def test_a_teacher_from_another_split_is_refused_before_anything_is_written(trained, tmp_path,
                                                                             capsys):
     teacher_out, listing = trained

@@ -255,8 +255,8 @@ def run(args, log) -> Path:
     if teachers:
         log(f"distilling from {', '.join(c['name'] for c in teachers)}: scoring "
             f"{len(parts['train'])} training images")
-        targets = distill.soft_targets(teachers, parts["train"]["path"], parts["train"]["y"],
-                                       args.distill_weight)
+        targets = distill.cached_soft_targets(work, teachers, parts["train"]["path"],
+                                              parts["train"]["y"], args.distill_weight)
     if args.balance == "sampling":
         train_data = pipeline.class_balanced_dataset(
             parts["train"]["path"], parts["train"]["y"], len(dataset.classes), backbone.name,

@@ -12,10 +12,15 @@ by the serving code, before the first epoch, on the images as the training pipel
 decodes them.
 """
 
+import hashlib
+import json
+from pathlib import Path
+
 import numpy as np
 
 from skin.cards import read_card
 from skin.fetch import fetch
+from skin.files import atomic_path
 from skin.registry import LOAD_ERRORS, load_model
 
 
@@ -71,3 +76,19 @@ def soft_targets(cards: list[dict], image_paths, labels, weight: float) -> np.nd
         probs.append(predictor.batch_probabilities(images))
     one_hot = np.eye(len(cards[0]["classes"]), dtype=np.float32)[np.asarray(labels)]
     return ((1 - weight) * one_hot + weight * np.mean(probs, axis=0)).astype(np.float32)
+
+
+def cached_soft_targets(work_dir: Path, cards: list[dict], image_paths, labels,
+                        weight: float) -> np.ndarray:
+    """soft_targets, kept in the run's work folder under a key of everything they depend
+    on, so that a resumed run does not score the training images with every teacher again
+    (minutes for the big backbones)."""
+    labels = [int(y) for y in labels]
+    key = json.dumps([teacher_record(cards), weight, [str(p) for p in image_paths], labels])
+    path = Path(work_dir) / f"targets-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npy"
+    if path.is_file():
+        return np.load(path)
+    targets = soft_targets(cards, image_paths, labels, weight)
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, targets)
+    return targets
