@@ -253,8 +253,8 @@ def run(args, log) -> Path:
     val_data, test_data = data("val"), data("test")
     targets = None
     if teachers:
-        log(f"distilling from {', '.join(c['name'] for c in teachers)}: scoring "
-            f"{len(parts['train'])} training images")
+        log(f"distilling from {', '.join(c['name'] for c in teachers)}: their targets for "
+            f"{len(parts['train'])} training images (scored once, then read from .work)")
         targets = distill.cached_soft_targets(work, teachers, parts["train"]["path"],
                                               parts["train"]["y"], args.distill_weight)
     if args.balance == "sampling":
