@@ -6,6 +6,7 @@ figure is the mean of the epochs after the first (which pays for tracing and, in
 tf.data pipeline, for decoding into the cache). Prints a Markdown table.
 
     python benchmarks/train_throughput.py [--backbone mobilenetv2] [--img-size 96]
+        [--jit-compile] [--dtype-policy mixed_bfloat16]
 """
 
 import argparse
@@ -88,10 +89,11 @@ class ImageDataGeneratorLoader(keras.utils.PyDataset):
         return x, keras.utils.to_categorical(self.labels[rows], self.num_classes)
 
 
-def measure(backbone, size, data, steps, epochs, classes):
+def measure(backbone, size, data, steps, epochs, classes, jit_compile):
     keras.utils.set_random_seed(0)
     model = build_classifier(backbone, classes, size)
-    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy")
+    model.compile(keras.optimizers.Adam(1e-3), "categorical_crossentropy",
+                  jit_compile=jit_compile)
     timer = EpochTimer()
     model.fit(data, steps_per_epoch=steps, epochs=epochs, callbacks=[timer], verbose=0)
     first, rest = timer.seconds[0], timer.seconds[1:]
@@ -105,7 +107,13 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=40, help="steps per epoch")
     parser.add_argument("--epochs", type=int, default=4)
+    # Settings python -m train does not use; measured as ways to train faster on a CPU.
+    parser.add_argument("--jit-compile", action="store_true",
+                        help="XLA (Keras leaves it off on a CPU-only machine)")
+    parser.add_argument("--dtype-policy", default="float32",
+                        help="a Keras dtype policy, e.g. mixed_bfloat16")
     args = parser.parse_args()
+    keras.config.set_dtype_policy(args.dtype_policy)
 
     meta = pd.read_csv(HAM10000 / "metadata.csv")
     classes = sorted(meta["dx"].unique())
@@ -126,14 +134,14 @@ def main():
                        ("tf.data pipeline (train/pipeline.py)", pipeline),
                        ("ImageDataGenerator-style per-image loader", loader)):
         first, steady = measure(args.backbone, args.img_size, data, args.steps,
-                                args.epochs, len(classes))
+                                args.epochs, len(classes), args.jit_compile)
         rows.append((name, n / steady, n / first))
         print(f"{name}: {n / steady:.1f} images/s (first epoch {n / first:.1f})",
               file=sys.stderr, flush=True)
 
     bound, pipe, per_image = (r[1] for r in rows)
     print(f"\n{args.backbone}, {args.img_size} px, batch {args.batch_size}, {args.steps} steps "
-          f"x {args.epochs} epochs, TF {tf.__version__}, {tf.config.threading.get_inter_op_parallelism_threads() or 'default'} inter-op threads\n")
+          f"x {args.epochs} epochs, {args.dtype_policy}, XLA {'on' if args.jit_compile else 'off'}, TF {tf.__version__}, {tf.config.threading.get_inter_op_parallelism_threads() or 'default'} inter-op threads\n")
     print("| input | images/s (epochs 2+) | first epoch |")
     print("|---|---|---|")
     for name, steady, first in rows:
