@@ -2,8 +2,9 @@
 the validation split, where serving choices may be made (never on the test split): every
 shipped model and their ensemble, each without and with the 8 mirrored/rotated views of
 `--tta`; whether the ensemble's lead over each member, and each member's share in it,
-is resolved (paired bootstrap); then what share of images each one's "inconclusive"
-thresholds flag. As Markdown.
+is resolved (paired bootstrap); how often the members disagree (an ensemble gains only
+where they do); then what share of images each one's "inconclusive" thresholds flag. As
+Markdown.
 
     python benchmarks/validation_tta.py [--data ../shared/data/ham10000]
 """
@@ -40,6 +41,22 @@ def print_member_shares(y, probs: dict, members: list[str]) -> None:
         print(f"| {name} | " + " | ".join(paired_cell(*c) for c in cells) + " |")
 
 
+def print_member_disagreement(probs: dict, members: list[str]) -> None:
+    """How often each pair of members names different top classes, and how often all
+    agree: members that make the same mistakes leave their mean little to correct."""
+    if len(members) < 2:
+        return
+    top = {name: probs[name, "no"].argmax(axis=1) for name in members}
+    print("\nShare of images on which two members' top classes differ (no TTA):\n")
+    print("| member | " + " | ".join(members) + " |")
+    print("|---|" + "---|" * len(members))
+    for a in members:
+        cells = ("-" if a == b else f"{np.mean(top[a] != top[b]):.3f}" for b in members)
+        print(f"| {a} | " + " | ".join(cells) + " |")
+    all_agree = np.all([top[name] == top[members[0]] for name in members], axis=0)
+    print(f"\nAll {len(members)} name the same class on {np.mean(all_agree):.3f} of the images.")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
@@ -73,6 +90,7 @@ def main() -> None:
         print(f"| {name} | {tta} | " + " | ".join(f"{scores[k]:.4f}" for k in FIGURES) + " |")
 
     print_member_shares(y, probs, members)
+    print_member_disagreement(probs, members)
 
     print("\nInconclusive flag (no TTA; the ensemble's thresholds are its members' mean):\n")
     print("| model | flagged | accuracy kept | accuracy flagged |")
