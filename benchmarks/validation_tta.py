@@ -6,7 +6,7 @@ is resolved (paired bootstrap); how often the members disagree (an ensemble gain
 where they do); then what share of images each one's "inconclusive" thresholds flag. As
 Markdown.
 
-    python benchmarks/validation_tta.py [--data ../shared/data/ham10000]
+    python benchmarks/validation_tta.py [--data ../shared/data/ham10000] [--models DIR]
 """
 
 import argparse
