@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comparison import class_indices, paired_cell, shared_split_rows  # noqa: E402
 from skin.images import read_image  # noqa: E402
-from skin.metrics import paired_difference, summary_metrics  # noqa: E402
+from skin.metrics import lead_over_best, paired_difference, summary_metrics  # noqa: E402
 from skin.predict import Predictor, ensemble_thresholds, flagging  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
 
@@ -39,6 +39,8 @@ def print_member_shares(y, probs: dict, members: list[str]) -> None:
         without = np.mean([probs[other, "no"] for other in members if other != name], axis=0)
         cells = [paired_difference(y, full, baseline) for baseline in (probs[name, "no"], without)]
         print(f"| {name} | " + " | ".join(paired_cell(*c) for c in cells) + " |")
+    best = lead_over_best(y, full, [probs[name, "no"] for name in members])
+    print(f"| the best member, chosen in each resample | {paired_cell(*best)} | |")
 
 
 def print_member_disagreement(probs: dict, members: list[str]) -> None:

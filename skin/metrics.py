@@ -118,20 +118,32 @@ def paired_difference(
     """metric(a) - metric(b) on the same images, with a percentile bootstrap interval
     that resamples images once for both: far narrower than comparing two separate
     intervals, since both models meet the same easy and hard images."""
-    y_true, probs_a, probs_b = np.asarray(y_true), np.asarray(probs_a), np.asarray(probs_b)
+    return lead_over_best(y_true, probs_a, [probs_b], metric, n_resamples, confidence, seed)
+
+
+def lead_over_best(
+    y_true, probs, rivals, metric: str = "balanced_accuracy",
+    n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
+) -> tuple[float, list[float]]:
+    """metric(probs) minus the best metric among rivals, with a paired bootstrap interval
+    in which the best rival is chosen again in every resample. "Above the best of five"
+    is then judged against whichever of the five a resample favours, not against the one
+    that happened to lead on these images: that one's lead is partly luck."""
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    rivals = [np.asarray(r) for r in rivals]
     if metric not in SUMMARY_METRICS:
         raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(SUMMARY_METRICS)}")
     score = SUMMARY_METRICS[metric]
 
-    def difference(idx):
-        a, b = score(y_true[idx], probs_a[idx]), score(y_true[idx], probs_b[idx])
-        return {metric: None if a is None or b is None else a - b}
+    def lead(idx):
+        scores = [score(y_true[idx], p[idx]) for p in (probs, *rivals)]
+        return {metric: None if None in scores else scores[0] - max(scores[1:])}
 
-    observed = difference(np.arange(len(y_true)))[metric]
+    observed = lead(np.arange(len(y_true)))[metric]
     if observed is None:
         raise ValueError(f"{metric} is undefined on these labels "
                          f"(classes present: {sorted(set(y_true.tolist()))})")
-    interval = _bootstrap(len(y_true), difference, n_resamples, confidence, seed)[metric]
+    interval = _bootstrap(len(y_true), lead, n_resamples, confidence, seed)[metric]
     return float(observed), interval
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from skin.metrics import (
-    auc_ovr, bootstrap_intervals, evaluate, expected_calibration_error, paired_difference,
+    auc_ovr, bootstrap_intervals, evaluate, expected_calibration_error, lead_over_best,
+    paired_difference,
     summary_metrics,
 )
 
@@ -94,6 +95,27 @@ def test_paired_difference_resolves_what_separate_intervals_cannot():
     one_class = np.zeros(len(y), dtype=int)  # AUC needs positives and negatives
     with pytest.raises(ValueError, match=r"auc_ovr is undefined .*classes present: \[0\]"):
         paired_difference(one_class, a, b, "auc_ovr")
+
+
+def test_lead_over_best_chooses_the_best_rival_in_every_resample():
+    # Two rivals equally good in truth, each right on a different 75% of the images;
+    # whichever leads on the full sample leads partly by luck, and resamples where the
+    # other leads pull the lead over "the best" below the lead over that one.
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 800)
+    def model(p_right):
+        return one_hot_probs(np.where(rng.random(len(y)) < p_right, y, (y + 1) % 3), 3, 0.8)
+    a, b, c = model(0.78), model(0.75), model(0.75)
+    leader = max((b, c), key=lambda r: summary_metrics(y, r)["accuracy"])
+    observed, interval = lead_over_best(y, a, [b, c], "accuracy", n_resamples=300)
+    against_leader, leader_interval = paired_difference(y, a, leader, "accuracy", n_resamples=300)
+    assert observed == pytest.approx(against_leader)
+    assert interval[0] < leader_interval[0] and interval[1] < leader_interval[1]
+    # A model is never above a set of rivals that includes itself.
+    observed, interval = lead_over_best(y, a, [b, a], "accuracy", n_resamples=100)
+    assert observed <= 0 and interval[1] <= 0
+    with pytest.raises(ValueError, match="unknown metric"):
+        lead_over_best(y, a, [b], "recall")
 
 
 def test_evaluate_report_is_consistent():
