@@ -5,8 +5,7 @@ import pytest
 
 from skin.metrics import (
     auc_ovr, bootstrap_intervals, evaluate, expected_calibration_error, lead_over_best,
-    paired_difference,
-    summary_metrics,
+    paired_difference, summary_metrics,
 )
 
 
