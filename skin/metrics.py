@@ -131,6 +131,8 @@ def lead_over_best(
     that happened to lead on these images: that one's lead is partly luck."""
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     rivals = [np.asarray(r) for r in rivals]
+    if not rivals:
+        raise ValueError("lead_over_best needs at least one rival to compare with")
     if metric not in SUMMARY_METRICS:
         raise ValueError(f"unknown metric {metric!r}: choose one of {', '.join(SUMMARY_METRICS)}")
     score = SUMMARY_METRICS[metric]

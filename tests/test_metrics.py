@@ -115,6 +115,8 @@ def test_lead_over_best_chooses_the_best_rival_in_every_resample():
     assert observed <= 0 and interval[1] <= 0
     with pytest.raises(ValueError, match="unknown metric"):
         lead_over_best(y, a, [b], "recall")
+    with pytest.raises(ValueError, match="at least one rival"):
+        lead_over_best(y, a, [])
 
 
 def test_evaluate_report_is_consistent():
