@@ -28,8 +28,6 @@ FIGURES = ("accuracy", "balanced_accuracy", "macro_f1")
 
 def print_member_shares(y, probs: dict, members: list[str]) -> None:
     """Is the ensemble's lead over each member real, and does each member add to it?"""
-    if len(members) < 2:
-        return
     print("\nBalanced accuracy (no TTA) of the ensemble minus each member, and of the ensemble "
           "minus the ensemble without that member; paired 95% bootstrap over the same images:\n")
     print("| member | ensemble - member | ensemble - ensemble without it |")
@@ -46,8 +44,6 @@ def print_member_shares(y, probs: dict, members: list[str]) -> None:
 def print_member_disagreement(probs: dict, members: list[str]) -> None:
     """How often each pair of members names different top classes, and how often all
     agree: members that make the same mistakes leave their mean little to correct."""
-    if len(members) < 2:
-        return
     top = {name: probs[name, "no"].argmax(axis=1) for name in members}
     print("\nShare of images on which two members' top classes differ (no TTA):\n")
     print("| member | " + " | ".join(members) + " |")
@@ -91,8 +87,9 @@ def main() -> None:
         scores = summary_metrics(y, p)
         print(f"| {name} | {tta} | " + " | ".join(f"{scores[k]:.4f}" for k in FIGURES) + " |")
 
-    print_member_shares(y, probs, members)
-    print_member_disagreement(probs, members)
+    if len(members) >= 2:  # an ensemble of one has no lead and no disagreement
+        print_member_shares(y, probs, members)
+        print_member_disagreement(probs, members)
 
     print("\nInconclusive flag (no TTA; the ensemble's thresholds are its members' mean):\n")
     print("| model | flagged | accuracy kept | accuracy flagged |")
