@@ -43,6 +43,30 @@ else:
                "class equally often. 'Distilled from': the models whose probabilities it "
                "was trained towards, as well as the labels.")
 
+st.header("What the decision means")
+st.markdown(
+    """
+Every model (and the ensemble) leads with a **decision** on the risk of malignancy, not
+with its first class: P(malignant), the sum of the calibrated probabilities of melanoma,
+basal cell carcinoma and actinic keratosis / intraepithelial carcinoma, is compared with a
+threshold chosen on the validation split so that 95% of the malignant validation lesions
+are referred. At or above it: **refer** (have it examined); below it but unsure:
+**inconclusive**; otherwise **low risk**. High sensitivity costs specificity: many benign
+lesions are referred too. On lesions from a clinic the models never saw, sensitivity
+falls below its validation figure (the README gives both). An **input guard** flags images
+whose features lie far from the training images' (5% of validation lesions are flagged):
+a face, a cat or a screenshot gets "this does not look like a dermoscopic image".
+"""
+)
+record = found.ensemble_record
+if record and record.get("referral") and record["referral"].get("test"):
+    test = record["referral"]["test"]
+    st.caption(f"The shipped ensemble refers at P(malignant) >= "
+               f"{record['referral']['threshold']:.2f}: on its held-out test lesions it "
+               f"referred {test['sensitivity']:.1%} of the {test['n_malignant']} malignant "
+               f"ones and left {test['specificity']:.1%} of the {test['n_benign']} benign "
+               "ones unreferred (ensemble.json in assets/models).")
+
 st.header("Data")
 st.markdown(
     """

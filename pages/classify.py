@@ -1,4 +1,5 @@
-"""Classify: one image, one model (or the ensemble): top-k, Grad-CAM, uncertainty."""
+"""Classify: one image, one model (or the ensemble): the referral decision first, then
+the ranked classes, Grad-CAM and uncertainty."""
 
 import json
 
@@ -6,7 +7,8 @@ import streamlit as st
 
 from pages import charts
 from pages.common import (
-    disclaimer, image_input, no_models_message, predictor, registry, show_gradcam,
+    disclaimer, image_input, no_models_message, predictor, registry, show_decision,
+    show_gradcam,
 )
 from skin.predict import ensemble
 
@@ -36,26 +38,22 @@ if not members:
     st.stop()
 if use_ensemble and len(members) < len(names):
     st.warning(f"The ensemble averages the {len(members)} of its {len(names)} models that "
-               f"loaded: {', '.join(m.name for m in members)}.")
-result = ensemble(members, image, top_k, tta) if use_ensemble else \
-    members[0].predict(image, top_k, tta)
+               f"loaded: {', '.join(m.name for m in members)}. Its referral threshold was "
+               "chosen for all of them, so it makes no referral decision.")
+if use_ensemble:
+    result = ensemble(members, image, top_k, tta, found.ensemble_record)
+    # A threshold in the result means the record was chosen for exactly these members.
+    referral = found.ensemble_record["referral"] if result.refer_threshold is not None else None
+else:
+    result = members[0].predict(image, top_k, tta)
+    referral = members[0].rules["referral"]
 
 with right:
-    if result.uncertain:
-        thresholds = ("the mean of its members' thresholds, each chosen on validation data"
-                      if use_ensemble else "the thresholds chosen on validation data")
-        st.warning(f"**Inconclusive.** The model's best guess is {result.name} "
-                   f"({result.confidence:.0%}), but its confidence or the margin over the "
-                   f"next class is below {thresholds}.")
-    else:
-        st.subheader(f"{result.name} ({result.label}): {result.confidence:.0%}")
-    if result.malignant:
-        st.error("This class is malignant or pre-malignant (mel, bcc, akiec).")
-    elif result.uncertain:  # no reassuring green box for a guess the model is unsure of
-        st.info("The best guess is a benign class, but the result is inconclusive: it "
-                "does not rule out a malignant lesion.")
-    else:
-        st.success("This class is benign.")
+    show_decision(result, referral)
+    ranked = f"Ranked first by the model: {result.name} ({result.label}), {result.confidence:.0%}"
+    st.subheader(ranked + (" (uncertain)" if result.uncertain else ""))
+    st.caption("The ranked classes are what the model scores highest, not a diagnosis; the "
+               "decision above rests on the risk of malignancy, not on the first class.")
     disclaimer()
     st.plotly_chart(charts.probability_bars(result.probabilities, top_k), width="stretch")
     st.caption(f"{result.model}: {result.latency_ms:.0f} ms, entropy {result.entropy:.2f} "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import streamlit as st
 
+from skin.decision import DECISION_TEXT, INCONCLUSIVE, LOW_RISK, NOT_DERMOSCOPY, REFER
 from skin.fetch import WEIGHT_LOCATIONS
 from skin.gradcam import overlay
 from skin.images import HEIF_SUFFIXES, HEIF_SUPPORTED, IMAGE_SUFFIXES, InvalidImage, read_image
@@ -81,6 +82,33 @@ def predictor(card: dict):
         return None
     loading.empty()
     return loaded
+
+
+# The colour of each decision: red to refer, orange when unsure or without a rule, and
+# green only for low risk (never for a lesion that is referred).
+DECISION_BOX = {REFER: st.error, INCONCLUSIVE: st.warning, LOW_RISK: st.success, None: st.warning}
+
+
+def show_decision(result, referral: dict | None) -> None:
+    """The decision first, in plain words and its colour; the input guard's warning above
+    it; what the operating point means below it."""
+    if result.not_dermoscopy:
+        st.warning(f"**Not a dermoscopic image?** {NOT_DERMOSCOPY}", icon="🚫")
+    if result.ood_score is None:
+        st.caption("No input guard for this model: it cannot tell whether this is a "
+                   "dermoscopic image.")
+    headline, advice = DECISION_TEXT[result.decision]
+    DECISION_BOX[result.decision](f"**{headline}.** {advice}")
+    if referral is None:
+        return
+    test = referral.get("test") or {}
+    on_test = (f" On held-out test lesions it referred {test['sensitivity']:.0%} of the "
+               f"malignant ones and left {test['specificity']:.0%} of the benign ones "
+               "unreferred." if test.get("sensitivity") is not None else "")
+    st.caption(f"P(malignant) = {result.malignant_probability:.0%} (the sum over "
+               f"{', '.join(referral['malignant_classes'])}); the model refers at "
+               f"{referral['threshold']:.0%} or more, a threshold chosen on validation lesions "
+               f"to refer {referral['target_sensitivity']:.0%} of the malignant ones.{on_test}")
 
 
 def show_gradcam(member, image, class_code: str, caption: str, opacity: float = 0.45) -> None:

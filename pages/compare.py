@@ -1,4 +1,5 @@
-"""Compare: one image through every model side by side, then their held-out metrics."""
+"""Compare: one image through every model side by side (the ensemble's decision first,
+each model's decision, whether they disagree on referral), then their held-out metrics."""
 
 from collections import Counter
 
@@ -6,10 +7,12 @@ import streamlit as st
 
 from pages import charts
 from pages.common import (
-    disclaimer, image_input, no_models_message, predictor, registry, show_gradcam,
+    DECISION_BOX, disclaimer, image_input, no_models_message, predictor,
+    registry, show_decision, show_gradcam,
 )
 from pages.metrics_table import METRICS, metrics_table, styled
 from skin.classes import full_name
+from skin.decision import DECISION_TEXT, NOT_DERMOSCOPY, REFER
 from skin.predict import ensemble
 
 st.title("Compare the backbones")
@@ -22,6 +25,21 @@ latency = {}
 if image is not None:
     members = [p for p in (predictor(card) for card in found.cards.values()) if p is not None]
     results = [m.predict(image) for m in members]
+    same_classes = [m for m in members if m.name in found.ensemble_members()]
+    combined = ensemble(same_classes, image, record=found.ensemble_record) \
+        if len(same_classes) > 1 else None
+    if combined is not None:
+        st.subheader("Ensemble (mean of calibrated probabilities)")
+        record = found.ensemble_record
+        show_decision(combined, record["referral"] if combined.refer_threshold is not None
+                      else None)
+    elif results and any(r.not_dermoscopy for r in results):
+        st.warning(NOT_DERMOSCOPY, icon="🚫")
+    referring = [r.model for r in results if r.decision == REFER]
+    if results and 0 < len(referring) < len(results):
+        st.warning(f"**The models disagree on referral**: {len(referring)} of {len(results)} "
+                   f"refer this lesion ({', '.join(referring)}). When in doubt, have it "
+                   "examined.")
     disclaimer()
     per_row = 3
     for start in range(0, len(members), per_row):
@@ -29,8 +47,13 @@ if image is not None:
                                           results[start:start + per_row]):
             with column:
                 st.markdown(f"**{member.name}**")
-                verdict = "inconclusive" if result.uncertain else f"{result.confidence:.0%}"
-                st.write(f"{result.name} ({result.label}): {verdict}")
+                DECISION_BOX[result.decision](
+                    DECISION_TEXT[result.decision][0]
+                    + f" (P(malignant) {result.malignant_probability:.0%})"
+                    + (" · not dermoscopic?" if result.not_dermoscopy else ""))
+                verdict = " (uncertain)" if result.uncertain else ""
+                st.write(f"Ranked first: {result.name} ({result.label}), "
+                         f"{result.confidence:.0%}{verdict}")
                 st.plotly_chart(charts.probability_bars(result.probabilities, 3, height=180),
                                 width="stretch", key=f"bars-{member.name}")
                 show_gradcam(member, image, result.label,
@@ -39,13 +62,8 @@ if image is not None:
     if results:
         votes = Counter(r.label for r in results)
         label, count = votes.most_common(1)[0]
-        st.info(f"Agreement: {count} of {len(results)} models say {full_name(label)} ({label}).")
-    same_classes = [m for m in members if m.name in found.ensemble_members()]
-    if len(same_classes) > 1:
-        combined = ensemble(same_classes, image)
-        st.markdown(f"**Ensemble** (mean of calibrated probabilities): {combined.name} "
-                    f"({combined.label}), {combined.confidence:.0%}"
-                    + (", inconclusive" if combined.uncertain else ""))
+        st.info(f"Ranked first: {count} of {len(results)} models rank {full_name(label)} "
+                f"({label}) first.")
 
 st.header("Held-out test metrics")
 table = metrics_table(found.cards)
@@ -58,5 +76,7 @@ if len(splits) > 1:
 st.dataframe(styled(table), width="stretch")
 st.caption("From each model's card: its test split (images of one lesion never on two "
            "sides), calibrated by a temperature fitted on validation. Best per column in "
-           "bold; ECE: lower is better. Intervals: 95% bootstrap over test images.")
+           "bold; ECE: lower is better. Intervals: 95% bootstrap over test images. Referral "
+           "sensitivity and specificity: the share of malignant test lesions referred and of "
+           "benign ones left unreferred, at the threshold chosen on validation.")
 st.plotly_chart(charts.metric_bars(table, [m for m in METRICS if m != "ece"]), width="stretch")

@@ -6,6 +6,8 @@ from skin.cards import class_balance
 
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy", "auc_ovr", "ece"]
 LOWER_IS_BETTER = {"ece"}
+# The referral rule on the test split: a trade-off, so no column has a "best".
+REFERRAL = ["referral sensitivity", "referral specificity"]
 
 
 def metrics_table(cards: dict) -> pd.DataFrame:
@@ -16,6 +18,11 @@ def metrics_table(cards: dict) -> pd.DataFrame:
         intervals = ev.get("intervals_95") or {}
         row = {m: ev.get(m) for m in METRICS}
         row.update({f"{m} 95% CI": _interval(intervals.get(m)) for m in METRICS})
+        test = (card.get("referral") or {}).get("test") or {}
+        for column in REFERRAL:
+            key = column.split()[-1]
+            row[column] = test.get(key)
+            row[f"{column} 95% CI"] = _interval((test.get("intervals_95") or {}).get(key))
         row.update({
             "test n": ev.get("n"),
             "parameters (M)": round(card.get("parameters", 0) / 1e6, 1) or None,
@@ -51,4 +58,4 @@ def styled(table: pd.DataFrame):
                 else "" for name in column.index]
 
     return table.style.apply(mark, subset=list(best)).format(
-        {m: "{:.3f}" for m in METRICS}, na_rep="n/a")
+        {m: "{:.3f}" for m in METRICS + REFERRAL}, na_rep="n/a")

@@ -20,6 +20,10 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from skin.decision import (  # noqa: E402
+    DECISION_TEXT, NOT_DERMOSCOPY, is_flagged, malignant_probability, referral_report,
+    usable_referral,
+)
 from skin.fetch import FetchError, describe, fetch  # noqa: E402
 from skin.images import HEIF_SUFFIXES, IMAGE_SUFFIXES, InvalidImage, read_image  # noqa: E402
 from skin.registry import LOAD_ERRORS, Registry, load_model, weights_present  # noqa: E402
@@ -120,12 +124,14 @@ def cmd_predict(args, registry):
     members, unavailable = predictors(cards, args.model)
     for member in members:
         member.warm_up(tta=args.tta)  # the latencies printed are predictions', not tracing
+    in_ensemble = [m for m in members if m.name in registry.ensemble_members()]
     results = {}
     for path, image in images.items():
-        if args.model == "ensemble":
-            results[path] = [ensemble(members, image, args.top_k, args.tta).to_dict()]
-        else:
-            results[path] = [p.predict(image, args.top_k, args.tta).to_dict() for p in members]
+        results[path] = [] if args.model == "ensemble" else \
+            [p.predict(image, args.top_k, args.tta).to_dict() for p in members]
+        if args.model == "ensemble" or (args.model == "all" and len(in_ensemble) > 1):
+            results[path].append(ensemble(in_ensemble, image, args.top_k, args.tta,
+                                          registry.ensemble_record).to_dict())
     status = 2 if errors else (1 if unavailable else 0)
     if args.json:
         print(json.dumps({"predictions": results, "errors": errors,
@@ -134,12 +140,24 @@ def cmd_predict(args, registry):
     for path, predictions in results.items():
         print(path)
         for p in predictions:
-            flag = "  (uncertain: inconclusive)" if p["uncertain"] else ""
+            print(f"  {p['model']}: {decision_line(p)}")
+            if p["not_dermoscopy"]:
+                print(f"    warning: {NOT_DERMOSCOPY}")
             top = ", ".join(f"{t['code']} {t['probability']:.2f}" for t in p["top_k"])
-            print(f"  {p['model']}: {p['label']} ({p['name']}) {p['confidence']:.2f}{flag}"
-                  f"  [{top}]  {p['latency_ms']:.0f} ms")
+            ranked = " (uncertain)" if p["uncertain"] else ""
+            print(f"    ranked first: {p['label']} ({p['name']}) {p['confidence']:.2f}"
+                  f"{ranked}  [{top}]  {p['latency_ms']:.0f} ms")
     print(DISCLAIMER, file=sys.stderr)
     return status
+
+
+def decision_line(prediction: dict) -> str:
+    """The decision first, in capitals, with P(malignant) against the threshold."""
+    headline, advice = DECISION_TEXT[prediction["decision"]]
+    if prediction["decision"] is None:
+        return f"{headline.upper()}: {advice}"
+    return (f"{headline.upper()}: P(malignant) {prediction['malignant_probability']:.2f} "
+            f"(refer at {prediction['refer_threshold']:.2f} or more). {advice}")
 
 
 def find_images(folder: Path, ids) -> tuple[dict, list]:
@@ -213,6 +231,7 @@ def fitting_cards(cards: list[dict], labels, model: str) -> list[dict]:
 
 def cmd_evaluate(args, registry):
     from skin.metrics import evaluate
+    from skin.predict import ensemble_guard_score
     cards = chosen_cards(registry, args.model)
     codes = list(dict.fromkeys(code for card in cards for code in card["classes"]))
     labels = read_labels(args.labels, args.id_column, args.label_column, codes)
@@ -229,6 +248,7 @@ def cmd_evaluate(args, registry):
     # would not fit in memory all at once.
     loaded, unavailable = predictors(cards, args.model)
     chunks = {p.name: [] for p in loaded}
+    guard_chunks = {p.name: [] for p in loaded}
     for start in range(0, len(labels), EVALUATION_CHUNK):
         progress(f"predicting images {start + 1} to "
                  f"{min(start + EVALUATION_CHUNK, len(labels))} of {len(labels)} ...")
@@ -239,21 +259,46 @@ def cmd_evaluate(args, registry):
             except InvalidImage as e:
                 raise InvalidImage(f"{files[image_id]}: {e}") from None
         for predictor in loaded:
-            chunks[predictor.name].append(predictor.batch_probabilities(images))
+            chunk_probs, chunk_guard_scores = predictor.batch_scores(images)
+            chunks[predictor.name].append(chunk_probs)
+            guard_chunks[predictor.name].append(chunk_guard_scores)
     probs = {name: np.concatenate(parts) for name, parts in chunks.items()}
+    guard_scores = {name: None if any(part is None for part in parts) else np.concatenate(parts)
+                    for name, parts in guard_chunks.items()}  # None: a model without a guard
+
+    def scores(y, model_probs, model_guard_scores, classes, rules):
+        """The figures of one model (or the ensemble) under its own rules."""
+        figures = evaluate(y, model_probs, classes, n_resamples=args.bootstrap)
+        referral = usable_referral((rules or {}).get("referral"), classes)
+        figures["referral"] = None if referral is None else {
+            "threshold": referral["threshold"], **referral_report(
+                np.isin(y, [classes.index(c) for c in referral["malignant_classes"]]),
+                malignant_probability(model_probs, classes, referral["malignant_classes"]),
+                referral["threshold"], n_resamples=args.bootstrap)}
+        guard = (rules or {}).get("guard")
+        figures["guard_flagged"] = None if guard is None or model_guard_scores is None else \
+            float(np.mean(is_flagged(model_guard_scores, guard)))
+        return figures
+
     report = {}
     if args.model != "ensemble":
         for predictor in loaded:
-            report[predictor.name] = evaluate(true_indices(predictor.card), probs[predictor.name],
-                                              predictor.classes, n_resamples=args.bootstrap)
+            report[predictor.name] = scores(true_indices(predictor.card), probs[predictor.name],
+                                            guard_scores[predictor.name], predictor.classes,
+                                            predictor.card)
     members = [name for name in registry.ensemble_members() if name in probs]
     if args.model == "ensemble" and len(members) == 1:
         progress(f"the ensemble has one model, {members[0]}: its figures are that model's")
     if members and (args.model == "ensemble" or (args.model == "all" and len(members) > 1)):
         shared = registry.cards[members[0]]  # every member has its classes
-        mean = np.mean([probs[name] for name in members], axis=0)
-        report["ensemble"] = {"members": members, **evaluate(
-            true_indices(shared), mean, shared["classes"], n_resamples=args.bootstrap)}
+        record = registry.ensemble_record
+        fits = record is not None and sorted(record["members"]) == sorted(members)
+        report["ensemble"] = {"members": members, **scores(
+            true_indices(shared), np.mean([probs[name] for name in members], axis=0),
+            ensemble_guard_score([guard_scores[name] for name in members],
+                                 [registry.cards[name].get("guard") for name in members]),
+            shared["classes"],
+            record if fits else None)}
     status = 1 if unavailable else 0
     if args.json:
         print(json.dumps({"models": report, "unavailable_models": unavailable}, indent=1))
@@ -266,7 +311,28 @@ def cmd_evaluate(args, registry):
               f"{m['balanced_accuracy']:.3f} macro_f1 {m['macro_f1']:.3f} weighted_f1 "
               f"{m['weighted_f1']:.3f} top3 {m['top3_accuracy']:.3f} auc_ovr {auc} "
               f"ece {m['ece']:.3f}")
+        print(f"  {referral_summary(m['referral'])}")
+        if m["guard_flagged"] is not None:
+            print(f"  input guard: flags {m['guard_flagged']:.3f} of these images as not "
+                  "dermoscopic")
     return status
+
+
+def referral_summary(referral: dict | None) -> str:
+    """The referral rule's sensitivity and specificity on the images, with intervals."""
+    if referral is None:
+        return "referral: no rule (the card has no referral threshold)"
+    intervals = referral.get("intervals_95") or {}
+
+    def rate(key):
+        if referral[key] is None:
+            return "n/a"
+        ci = intervals.get(key)
+        return f"{referral[key]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+    return (f"referral (P(malignant) >= {referral['threshold']:.3f}): sensitivity "
+            f"{rate('sensitivity')} on {referral['n_malignant']} malignant, specificity "
+            f"{rate('specificity')} on {referral['n_benign']} benign")
 
 
 def parse_args(argv=None):

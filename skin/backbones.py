@@ -90,3 +90,10 @@ def build_classifier(
         num_classes, activation="softmax", dtype="float32", name="predictions"
     )(x)
     return keras.Model(inputs, outputs, name=f"{backbone.name}_classifier")
+
+
+def with_features(classifier: keras.Model) -> keras.Model:
+    """The classifier with a second output, the pooled features its head reads (sharing
+    its weights): the input guard measures how far they lie from the training images'."""
+    return keras.Model(classifier.inputs,
+                       [classifier.output, classifier.get_layer("head_pool").output])

@@ -82,7 +82,8 @@ def summary_metrics(y_true, probs) -> dict:
     return {name: metric(y_true, probs) for name, metric in SUMMARY_METRICS.items()}
 
 
-def _bootstrap(n: int, statistic, n_resamples: int, confidence: float, seed: int) -> dict:
+def bootstrap_statistic(n: int, statistic, *, n_resamples: int = 1000,
+                        confidence: float = 0.95, seed: int = 0) -> dict:
     """Percentile intervals of statistic(indices) -> {name: value or None} over
     n_resamples resamples of n items with replacement; None where never defined."""
     if n_resamples < 1:
@@ -107,8 +108,9 @@ def bootstrap_intervals(
 ) -> dict:
     """Percentile bootstrap intervals of every summary metric, resampling images."""
     y_true, probs = np.asarray(y_true), np.asarray(probs)
-    return _bootstrap(len(y_true), lambda idx: summary_metrics(y_true[idx], probs[idx]),
-                      n_resamples, confidence, seed)
+    return bootstrap_statistic(
+        len(y_true), lambda idx: summary_metrics(y_true[idx], probs[idx]),
+        n_resamples=n_resamples, confidence=confidence, seed=seed)
 
 
 def paired_difference(
@@ -145,7 +147,8 @@ def lead_over_best(
     if observed is None:
         raise ValueError(f"{metric} is undefined on these labels "
                          f"(classes present: {sorted(set(y_true.tolist()))})")
-    interval = _bootstrap(len(y_true), lead, n_resamples, confidence, seed)[metric]
+    interval = bootstrap_statistic(len(y_true), lead, n_resamples=n_resamples,
+                                   confidence=confidence, seed=seed)[metric]
     return float(observed), interval
 
 

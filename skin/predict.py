@@ -1,6 +1,7 @@
 """Prediction: preprocessing, one compiled forward pass, temperature, test-time
-augmentation, top-k with full class names, latency, entropy, margin, and an honest
-"uncertain" flag; and the ensemble of several models.
+augmentation, top-k with full class names, latency, entropy, margin, an honest
+"uncertain" flag, the referral decision and the input guard (skin.decision); and the
+ensemble of several models.
 """
 
 import time
@@ -9,9 +10,14 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import tensorflow as tf
 
-from skin.classes import full_name, is_malignant
+from skin.backbones import with_features
+from skin.classes import full_name
+from skin.decision import (
+    decide, is_flagged, malignant_probability, standardised, usable_referral,
+)
 from skin.gradcam import GradCam
 from skin.preprocessing import center_crop_resize, model_input
+from skin.registry import load_guard
 
 # Used when a card records no thresholds of its own (cards record theirs, chosen on the
 # validation split by train/export.py).
@@ -25,12 +31,17 @@ class Prediction:
     label: str
     name: str
     confidence: float
-    malignant: bool
     top_k: list  # [{"code", "name", "probability"}], most probable first
     probabilities: dict  # code -> calibrated probability
     entropy: float  # nats; 0 = certain, log(n_classes) = uniform
     margin: float  # top-1 minus top-2 probability
     uncertain: bool
+    malignant_probability: float  # the sum over the referral rule's malignant classes
+    refer_threshold: float | None  # None: the model has no referral rule
+    decision: str | None  # refer, inconclusive, low risk; None without a rule
+    ood_score: float | None  # the input guard's score: higher is less like the training
+    # images (None: no guard for this model)
+    not_dermoscopy: bool  # the input guard fired
     latency_ms: float
     tta: bool
 
@@ -51,20 +62,29 @@ def confidence_and_margin(probs):
     return ranked[..., -1], ranked[..., -1] - ranked[..., -2]
 
 
-def summarise(model: str, classes, probs: np.ndarray, thresholds: dict, top_k: int,
-              latency_ms: float, tta: bool) -> Prediction:
+def summarise(model: str, classes, probs: np.ndarray, ood_score: float | None, rules: dict,
+              top_k: int, latency_ms: float, tta: bool) -> Prediction:
+    """The Prediction of calibrated probabilities under a model's (or the ensemble's)
+    rules: `uncertainty` thresholds, and optional `referral` and `guard` blocks."""
     order = np.argsort(probs)[::-1]
     top, second = probs[order[0]], probs[order[1]] if len(probs) > 1 else 0.0
     label = classes[order[0]]
+    uncertain = bool(is_uncertain(top, top - second, rules["uncertainty"]))
+    referral = rules.get("referral")
+    risk = float(malignant_probability(probs, classes, *(
+        [referral["malignant_classes"]] if referral else [])))
+    threshold = referral["threshold"] if referral else None
     return Prediction(
         model=model, label=label, name=full_name(label), confidence=float(top),
-        malignant=is_malignant(label),
         top_k=[{"code": classes[i], "name": full_name(classes[i]),
                 "probability": float(probs[i])} for i in order[:top_k]],
         probabilities={c: float(p) for c, p in zip(classes, probs)},
         entropy=float(-np.sum(probs * np.log(np.clip(probs, 1e-12, 1)))),
-        margin=float(top - second),
-        uncertain=bool(is_uncertain(top, top - second, thresholds)),
+        margin=float(top - second), uncertain=uncertain,
+        malignant_probability=risk, refer_threshold=threshold,
+        decision=decide(risk, threshold, uncertain),
+        ood_score=None if ood_score is None else float(ood_score),
+        not_dermoscopy=bool(is_flagged(ood_score, rules.get("guard"))),
         latency_ms=latency_ms, tta=tta,
     )
 
@@ -119,6 +139,11 @@ class Predictor:
         self.size, self.backbone = card["input_size"], card["backbone"]
         self.temperature = float(card.get("temperature", 1.0))
         self.thresholds = {**DEFAULT_UNCERTAINTY, **card.get("uncertainty", {})}
+        self.rules = {"uncertainty": self.thresholds,
+                      "referral": usable_referral(card.get("referral"), self.classes),
+                      "guard": card.get("guard")}
+        self.guard = load_guard(card)
+        self._network = with_features(model)
         image = tf.TensorSpec([None, None, 3], tf.uint8)
         batch = tf.TensorSpec([None, self.size, self.size, 3], tf.uint8)
         self._single = tf.function(lambda x: self._forward(self.prepare(x)), input_signature=[image])
@@ -138,24 +163,48 @@ class Predictor:
         return self
 
     def _forward(self, pixels):
-        return self.model(model_input(pixels, self.backbone), training=False)
+        """(probabilities, pooled features) of a batch of uint8 pixels."""
+        return self._network(model_input(pixels, self.backbone), training=False)
 
     def prepare(self, image) -> tf.Tensor:
         """RGB uint8 HxWx3 -> the 1 x size x size x 3 model input (uint8 pixels)."""
         return center_crop_resize(image, self.size)[None]
 
+    def guard_scores(self, features) -> np.ndarray | None:
+        return None if self.guard is None else self.guard.score(features)
+
+    def scores(self, image: np.ndarray, tta: bool = False) -> tuple[np.ndarray, float | None]:
+        """Calibrated class probabilities and the input guard's score (each the mean
+        over the views with TTA; the score is None without a guard)."""
+        probs, features = (self._tta if tta else self._single)(image)
+        guard_scores = self.guard_scores(features.numpy())
+        return (calibrate(probs.numpy(), self.temperature).mean(axis=0),
+                None if guard_scores is None else float(guard_scores.mean()))
+
     def probabilities(self, image: np.ndarray, tta: bool = False) -> np.ndarray:
         """Calibrated class probabilities (mean over the views with TTA)."""
-        probs = (self._tta if tta else self._single)(image).numpy()
-        return calibrate(probs, self.temperature).mean(axis=0)
+        return self.scores(image, tta)[0]
+
+    def batch_outputs(self, images, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        """Calibrated probabilities (n, n_classes) and pooled features (n, d) of many
+        RGB images, in batches."""
+        probs, features = [], []
+        for start in range(0, len(images), batch_size):
+            pixels = tf.concat([self.prepare(image) for image in images[start:start + batch_size]], 0)
+            batch_probs, batch_features = self._batch(pixels)
+            probs.append(batch_probs.numpy())
+            features.append(batch_features.numpy())
+        return calibrate(np.concatenate(probs), self.temperature), np.concatenate(features)
+
+    def batch_scores(self, images, batch_size: int = 64):
+        """(calibrated probabilities (n, n_classes), input-guard scores (n,) or None
+        without a guard) of many RGB images."""
+        probs, features = self.batch_outputs(images, batch_size)
+        return probs, self.guard_scores(features)
 
     def batch_probabilities(self, images, batch_size: int = 64) -> np.ndarray:
         """Calibrated probabilities (n, n_classes) of many RGB images, in batches."""
-        rows = []
-        for start in range(0, len(images), batch_size):
-            pixels = tf.concat([self.prepare(image) for image in images[start:start + batch_size]], 0)
-            rows.append(self._batch(pixels).numpy())
-        return calibrate(np.concatenate(rows), self.temperature)
+        return self.batch_scores(images, batch_size)[0]
 
     def gradcam(self, image: np.ndarray, class_code: str | None = None):
         """(heatmap over the last conv grid, the model's input image as uint8) for the
@@ -164,14 +213,14 @@ class Predictor:
             self._gradcam = GradCam(self.model, self.backbone)
         pixels = self.prepare(image)
         index = (self.classes.index(class_code) if class_code
-                 else int(np.argmax(self._batch(pixels).numpy()[0])))
+                 else int(np.argmax(self._batch(pixels)[0].numpy()[0])))
         return self._gradcam.heatmap(model_input(pixels, self.backbone), index), pixels[0].numpy()
 
     def predict(self, image: np.ndarray, top_k: int = 3, tta: bool = False) -> Prediction:
         started = time.perf_counter()
-        probs = self.probabilities(image, tta)
+        probs, score = self.scores(image, tta)
         latency = (time.perf_counter() - started) * 1000
-        return summarise(self.name, self.classes, probs, self.thresholds, top_k, latency, tta)
+        return summarise(self.name, self.classes, probs, score, self.rules, top_k, latency, tta)
 
 
 def ensemble_thresholds(members: list[dict]) -> dict:
@@ -180,14 +229,32 @@ def ensemble_thresholds(members: list[dict]) -> dict:
     return {k: float(np.mean([m[k] for m in members])) for k in DEFAULT_UNCERTAINTY}
 
 
-def ensemble(predictors, image: np.ndarray, top_k: int = 3, tta: bool = False) -> Prediction:
-    """Mean of the members' calibrated probabilities; they must share one class list."""
+def ensemble_guard_score(scores, guards):
+    """The mean of the members' standardised guard scores; None if one has no guard."""
+    if any(s is None for s in scores) or any(g is None for g in guards):
+        return None
+    return np.mean([standardised(s, g) for s, g in zip(scores, guards)], axis=0)
+
+
+def ensemble(predictors, image: np.ndarray, top_k: int = 3, tta: bool = False,
+             record: dict | None = None) -> Prediction:
+    """Mean of the members' calibrated probabilities and guard scores; they must share
+    one class list. `record` (the registry's ensemble record) gives the referral rule and
+    guard chosen on validation for exactly these members; without it, or for other
+    members, the ensemble makes no referral decision."""
     classes = predictors[0].classes
     if any(p.classes != classes for p in predictors):
         raise ValueError("an ensemble needs models with the same classes in the same order")
     started = time.perf_counter()
-    probs = np.mean([p.probabilities(image, tta) for p in predictors], axis=0)
+    outputs = [p.scores(image, tta) for p in predictors]
+    probs = np.mean([probs for probs, _ in outputs], axis=0)
     latency = (time.perf_counter() - started) * 1000
-    thresholds = ensemble_thresholds([p.thresholds for p in predictors])
-    name = "ensemble(" + "+".join(p.name for p in predictors) + ")"
-    return summarise(name, classes, probs, thresholds, top_k, latency, tta)
+    names = [p.name for p in predictors]
+    fits = record is not None and sorted(record["members"]) == sorted(names)
+    score = ensemble_guard_score([score for _, score in outputs],
+                                 [p.card.get("guard") for p in predictors])
+    rules = {"uncertainty": ensemble_thresholds([p.thresholds for p in predictors]),
+             "referral": usable_referral(record.get("referral"), classes) if fits else None,
+             "guard": record.get("guard") if fits else None}
+    return summarise("ensemble(" + "+".join(names) + ")", classes, probs, score, rules,
+                     top_k, latency, tta)

@@ -1,16 +1,24 @@
 """The models this installation knows: the cards in assets/models plus any folders named
 in SKIN_MODEL_DIRS (separated by the OS path separator). Models load lazily, one at a
 time; a model whose card or weights are broken is reported and the others still work.
+
+A folder may also hold `ensemble.json`, the ensemble's record: its members, and the
+referral rule and input guard chosen on validation for their mean (written by
+`python -m train.decisions`). It applies only to exactly those members.
 """
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from skin.cards import CardError, build_model, read_card
+from skin.decision import FeatureGuard
 from skin.fetch import FetchError, fetch, local_path
+from skin.files import file_sha256
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
+ENSEMBLE_RECORD = "ensemble.json"
 
 
 class ModelLoadError(Exception):
@@ -30,6 +38,7 @@ def model_dirs() -> list[Path]:
 class Registry:
     cards: dict = field(default_factory=dict)  # name -> card, sorted by name
     problems: list = field(default_factory=list)  # cards that could not be read
+    ensemble_record: dict | None = None  # the first folder's ensemble.json, if any
 
     @classmethod
     def discover(cls, dirs=None) -> "Registry":
@@ -37,6 +46,9 @@ class Registry:
         found = {}
         for folder in dirs if dirs is not None else model_dirs():
             for path in sorted(Path(folder).glob("*.json")) if Path(folder).is_dir() else ():
+                if path.name == ENSEMBLE_RECORD:
+                    registry._read_ensemble_record(path)
+                    continue
                 try:
                     card = read_card(path)
                 except CardError as e:
@@ -50,6 +62,18 @@ class Registry:
                 found[card["name"]] = card
         registry.cards = dict(sorted(found.items()))
         return registry
+
+    def _read_ensemble_record(self, path: Path) -> None:
+        if self.ensemble_record is not None:
+            return
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(record.get("members"), list):
+                raise ValueError("it names no members")
+        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as e:
+            self.problems.append(f"the ensemble record {path} was skipped: {e}")
+            return
+        self.ensemble_record = record
 
     def ensemble_members(self) -> list[str]:
         """The models an ensemble may average: the largest set sharing one class list
@@ -88,3 +112,19 @@ def load_model(card: dict):
                              f"({e})") from None
     return model
 
+
+
+def load_guard(card: dict) -> FeatureGuard | None:
+    """The card's input-guard statistics, from the file its `guard` block names beside
+    the card; None where the card has no guard, or its file is missing or altered (the
+    model then predicts without the guard, and its predictions say so)."""
+    guard = card.get("guard")
+    if not guard or "_path" not in card:
+        return None
+    path = Path(card["_path"]).parent / guard["file"]
+    try:
+        if file_sha256(path) != guard["sha256"]:
+            return None
+        return FeatureGuard.load(path)
+    except (OSError, KeyError, ValueError):
+        return None

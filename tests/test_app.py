@@ -57,7 +57,7 @@ def test_classify_an_upload_with_each_model_and_the_ensemble(app_env):
     assert not at.exception
     shown = texts(at)
     assert "not a medical device" in shown
-    assert "Inconclusive" in shown or "%" in at.subheader[0].value
+    assert "Ranked first by the model" in at.subheader[0].value
     assert at.get("plotly_chart") and len(at.image) == 2  # the photo and its Grad-CAM
     assert at.get("download_button")
     picker = at.selectbox(key="classify-model")
@@ -68,13 +68,24 @@ def test_classify_an_upload_with_each_model_and_the_ensemble(app_env):
     assert "ensemble(" in texts(at)
 
 
-def test_an_inconclusive_result_shows_no_benign_all_clear(tiny_models, monkeypatch, tmp_path):
-    unsure = {"min_confidence": 1.1, "min_margin": 1.1}  # flags every prediction
+def models_with(tiny_models, folder, **fields):
+    """A copy of the tiny models whose cards have `fields` changed (or the referral
+    threshold, for `threshold`)."""
     for f in tiny_models.iterdir():
         text = f.read_bytes()
         if f.suffix == ".json":
-            text = json.dumps({**json.loads(text), "uncertainty": unsure}).encode()
-        (tmp_path / f.name).write_bytes(text)
+            card = json.loads(text)
+            if "threshold" in fields:
+                card["referral"] = {**card["referral"], "threshold": fields["threshold"]}
+            card.update({k: v for k, v in fields.items() if k != "threshold"})
+            text = json.dumps(card).encode()
+        (folder / f.name).write_bytes(text)
+    return folder
+
+
+def test_an_inconclusive_result_shows_no_benign_all_clear(tiny_models, monkeypatch, tmp_path):
+    unsure = {"min_confidence": 1.1, "min_margin": 1.1}  # flags every prediction
+    models_with(tiny_models, tmp_path, uncertainty=unsure, threshold=1.01)  # never refers
     monkeypatch.setenv("SKIN_MODEL_DIRS", str(tmp_path))
     at = page("classify")
     tiny = [o for o in at.selectbox(key="classify-model").options if o.startswith("tiny")]
@@ -84,6 +95,42 @@ def test_an_inconclusive_result_shows_no_benign_all_clear(tiny_models, monkeypat
         assert not at.exception
         assert any("Inconclusive" in w.value for w in at.warning)
         assert not at.success, at.success[0].value
+
+
+def test_a_referred_image_never_shows_a_benign_or_green_verdict(tiny_models, monkeypatch,
+                                                                tmp_path):
+    models_with(tiny_models, tmp_path, threshold=0.0)  # every image is referred
+    monkeypatch.setenv("SKIN_MODEL_DIRS", str(tmp_path))
+    at = page("classify")
+    tiny = [o for o in at.selectbox(key="classify-model").options if o.startswith("tiny")]
+    for option in tiny:
+        at.selectbox(key="classify-model").select(option).run()
+        for colour in ((200, 40, 40), (40, 40, 200)):  # akiec-like and naevus-like
+            at.file_uploader[0].set_value(("lesion.jpg", jpeg(colour), "image/jpeg")).run()
+            assert not at.exception
+            assert not at.success, at.success[0].value
+            assert at.error and at.error[0].value.startswith("**Refer.**")
+            assert "benign" not in at.error[0].value + "".join(w.value for w in at.warning)
+    from skin import registry
+    monkeypatch.setattr(registry, "SHIPPED_MODELS", tmp_path / "none")  # the tiny ones alone
+    at = page("compare")
+    at.file_uploader[0].set_value(("lesion.jpg", jpeg((40, 40, 200)), "image/jpeg")).run()
+    assert not at.exception
+    assert [e.value.split(" (")[0] for e in at.error] == ["Refer", "Refer"]  # both models
+    assert not at.success
+    # Their ensemble has no record of a threshold chosen for it: no decision, and it says so.
+    assert any(w.value.startswith("**No referral decision.**") for w in at.warning)
+
+
+def test_the_decision_leads_the_classify_page(app_env):
+    at = page("classify")
+    tiny = [o for o in at.selectbox(key="classify-model").options if o.startswith("tiny")]
+    at.selectbox(key="classify-model").select(tiny[0]).run()
+    at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
+    boxes = [*at.error, *at.warning, *at.success]
+    assert any(b.value.split(".**")[0] in ("**Refer", "**Inconclusive", "**Low risk")
+               for b in boxes)
+    assert "refers at" in texts(at) and "Ranked first by the model" in at.subheader[0].value
 
 
 def test_classify_with_tta_and_opacity(app_env):
@@ -129,7 +176,7 @@ def test_compare_shows_every_model_and_the_metrics_table(app_env):
     assert not at.exception
     shown = texts(at)
     assert "tiny-mobilenetv2" in shown and "tiny-efficientnetb0" in shown
-    assert "Agreement:" in shown and "Ensemble" in shown
+    assert "models rank" in shown and "Ensemble" in shown
     assert "not a medical device" in shown
     assert not at.status  # each model's "Loading" box goes once the model is ready
     # The shipped InceptionV3 ends in a 1x1 map at 96 px: no uniform-colour "heatmap".

@@ -15,11 +15,12 @@ from skin.files import file_sha256
 from skin.images import read_image
 from skin.metrics import summary_metrics
 from skin.predict import Predictor
-from skin.registry import SHIPPED_MODELS, Registry, load_model
+from skin.decision import is_flagged, malignant_probability, referral_rates
+from skin.registry import ENSEMBLE_RECORD, SHIPPED_MODELS, Registry, load_guard, load_model
 from tests.conftest import ROOT
 
 MiB = 2**20
-CARDS = sorted(SHIPPED_MODELS.glob("*.json"))
+CARDS = sorted(p for p in SHIPPED_MODELS.glob("*.json") if p.name != ENSEMBLE_RECORD)
 
 
 def test_models_ship_with_the_repository():
@@ -43,6 +44,20 @@ def test_a_shipped_card(card_path):
     assert abs(evaluation["balanced_accuracy"]
                - evaluation["float32"]["balanced_accuracy"]) <= 0.005
     assert evaluation["balanced_accuracy"] >= 0.55  # the bar for every model
+    referral = card["referral"]  # chosen on validation for 95% sensitivity
+    assert referral["chosen_on"] == "val" and referral["val"]["sensitivity"] >= 0.95
+    assert set(referral["malignant_classes"]) == {"akiec", "bcc", "mel"}
+    card["_path"] = str(card_path)
+    assert load_guard(card) is not None  # its statistics file is here, unaltered
+    assert card["guard"]["val_flagged"] <= 0.05 + 1e-9
+
+
+def test_the_ensemble_record_is_for_the_shipped_models():
+    registry = Registry.discover([SHIPPED_MODELS])
+    record = registry.ensemble_record
+    assert sorted(record["members"]) == sorted(registry.ensemble_members())
+    assert record["referral"]["val"]["sensitivity"] >= 0.95
+    assert record["guard"]["val_flagged"] <= 0.05 + 1e-9
 
 
 @pytest.fixture(scope="module")
@@ -61,12 +76,19 @@ def test_card_figures_are_reproduced_by_the_serving_code(card_path, dataset_tabl
                              card["training"]["split_fingerprint"])
     predictor = Predictor(card, load_model(card))
     images = [read_image(path) for path in test["path"]]
-    probs = predictor.batch_probabilities(images)
+    probs, guard_scores = predictor.batch_scores(images)
     labels = np.array([card["classes"].index(label) for label in test["label"]])
     served = summary_metrics(labels, probs)
     # Serving reads the same pixels as training did (docs/training-log.md): the same figures.
     for key in ("accuracy", "balanced_accuracy", "macro_f1"):
         assert served[key] == pytest.approx(card["evaluation"][key], abs=1e-6), key
+    referral = card["referral"]
+    rates = referral_rates(np.isin(test["label"], referral["malignant_classes"]),
+                           malignant_probability(probs, card["classes"]), referral["threshold"])
+    for key in ("sensitivity", "specificity"):
+        assert rates[key] == pytest.approx(referral["test"][key], abs=1e-6), key
+    assert np.mean(is_flagged(guard_scores, card["guard"])) == pytest.approx(
+        card["guard"]["test_flagged"], abs=1e-6)
 
 
 def test_python_m_skin_uses_the_shipped_models_with_no_set_up(ham10000, tmp_path):
@@ -77,5 +99,5 @@ def test_python_m_skin_uses_the_shipped_models_with_no_set_up(ham10000, tmp_path
     assert result.returncode == 0, result.stderr
     shown = json.loads(result.stdout)
     names = {row["model"] for row in shown["predictions"][str(image)]}
-    assert names == {p.stem for p in CARDS}
+    assert names - {n for n in names if n.startswith("ensemble(")} == {p.stem for p in CARDS}
     assert not (tmp_path / ".cache").exists()  # nothing downloaded

@@ -64,12 +64,44 @@ def test_predict_json_and_text(tiny_models, labelled_folder):
     result = run_skin("predict", str(image), "--model", "all", "--json", models_dir=tiny_models)
     assert result.returncode == 0, result.stderr
     predictions = json.loads(result.stdout)["predictions"][str(image)]
-    shipped = {p.stem for p in SHIPPED_MODELS.glob("*.json")}  # served alongside
-    assert {p["model"] for p in predictions} == {"tiny-mobilenetv2", "tiny-efficientnetb0"} | shipped
+    shipped = set(Registry.discover([SHIPPED_MODELS]).cards)  # served alongside
+    models = {p["model"] for p in predictions}
+    ensembles = {m for m in models if m.startswith("ensemble(")}
+    assert models - ensembles == {"tiny-mobilenetv2", "tiny-efficientnetb0"} | shipped
+    assert len(ensembles) == (1 if len(shipped) > 1 else 0)  # --model all adds the ensemble
     assert all(abs(sum(p["probabilities"].values()) - 1) < 1e-4 for p in predictions)
+    for p in predictions:  # every model, and the ensemble, with its referral decision
+        assert 0 <= p["malignant_probability"] <= 1
+        assert p["decision"] in ("refer", "inconclusive", "low risk")
+        assert (p["decision"] == "refer") == (p["malignant_probability"] >= p["refer_threshold"])
+        assert isinstance(p["not_dermoscopy"], bool) and "malignant" not in p
     text = run_skin("predict", str(image), "--model", "ensemble", "--tta", models_dir=tiny_models)
     assert text.returncode == 0 and "ensemble(" in text.stdout
+    decision_line = text.stdout.splitlines()[1]  # the decision comes first, before the classes
+    assert re.search(r"(REFER|INCONCLUSIVE|LOW RISK): P\(malignant\) 0\.\d\d", decision_line)
+    assert "ranked first:" in text.stdout
     assert "not a medical device" in text.stderr
+
+
+def test_a_card_without_referral_and_guard_blocks_makes_no_decision(tiny_models, tmp_path,
+                                                                    labelled_folder):
+    for file in tiny_models.glob("tiny-mobilenetv2*"):
+        shutil.copy(file, tmp_path)
+    card = tmp_path / "tiny-mobilenetv2.json"
+    card.write_text(json.dumps({k: v for k, v in json.loads(card.read_text()).items()
+                                if k not in ("referral", "guard")}))
+    image = str(labelled_folder / "images" / "bcc0.jpg")
+    result = run_skin("predict", image, "--model", "tiny-mobilenetv2", "--json",
+                      models_dir=tmp_path)
+    assert result.returncode == 0, result.stderr
+    prediction = json.loads(result.stdout)["predictions"][image][0]
+    assert prediction["decision"] is None and prediction["refer_threshold"] is None
+    assert prediction["ood_score"] is None and prediction["not_dermoscopy"] is False
+    text = run_skin("predict", image, "--model", "tiny-mobilenetv2", models_dir=tmp_path)
+    assert "NO REFERRAL DECISION" in text.stdout and "no referral threshold" in text.stdout
+    report = evaluation_report(labelled_folder, labelled_folder / "labels.csv", "--model",
+                               "tiny-mobilenetv2", models_dir=tmp_path)["tiny-mobilenetv2"]
+    assert report["referral"] is None and report["guard_flagged"] is None
 
 
 def test_predict_a_bad_image_is_one_line_and_non_zero(tiny_models, tmp_path):
@@ -116,8 +148,17 @@ def test_evaluate_json_keys(tiny_models, labelled_folder):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)["models"]["tiny-mobilenetv2"]
     for key in ("n", "accuracy", "balanced_accuracy", "macro_f1", "weighted_f1",
-                "top3_accuracy", "auc_ovr", "ece", "classes", "confusion_matrix", "per_class"):
+                "top3_accuracy", "auc_ovr", "ece", "classes", "confusion_matrix", "per_class",
+                "referral", "guard_flagged"):
         assert key in report
+    referral = report["referral"]  # akiec and bcc are malignant, nv benign: 8 and 4
+    assert (referral["n_malignant"], referral["n_benign"]) == (8, 4)
+    assert 0 <= referral["sensitivity"] <= 1 and 0 <= referral["specificity"] <= 1
+    assert set(referral["intervals_95"]) == {"sensitivity", "specificity"}
+    text = run_evaluate(labelled_folder, labelled_folder / "labels.csv", "--model",
+                        "tiny-mobilenetv2", "--bootstrap", "20", models_dir=tiny_models)
+    assert re.search(r"referral \(P\(malignant\) >= [\d.]+\): sensitivity [\d.]+ "
+                     r"\[[\d.]+, [\d.]+\] on 8 malignant, specificity", text.stdout)
     assert report["n"] == 12 and sum(map(sum, report["confusion_matrix"])) == 12
     assert "loading tiny-mobilenetv2" in result.stderr
     assert "predicting images 1 to 12 of 12" in result.stderr

@@ -19,6 +19,7 @@ import pandas as pd
 from skin.backbones import (
     BACKBONES, BackboneError, build_classifier, check_input_size, get_backbone,
 )
+from skin.decision import GUARD_FIT_IMAGES
 from skin.files import file_sha256
 from train.data import DatasetError, load_dataset, offenders, unusable_images
 from train.distill import TeacherError
@@ -63,6 +64,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                       "several models share one split; default: a new seeded split")
     data.add_argument("--val-fraction", type=fraction, default=0.15)
     data.add_argument("--test-fraction", type=fraction, default=0.15)
+    data.add_argument("--test-source", help="put every image of this source (HAM10000's "
+                      "dataset column, e.g. rosendahl) in the test split, to measure the "
+                      "model on a clinic it never saw; the rest is split by lesion")
     model = p.add_argument_group("model")
     model.add_argument("--backbone", required=True, help=", ".join(BACKBONES))
     model.add_argument("--img-size", type=int, required=True, help="input size in pixels")
@@ -139,7 +143,8 @@ def choose_split(args, dataset, out: Path) -> tuple[pd.Series, str]:
             assignment = read_split(candidate)
             check_split(dataset.table, assignment, str(candidate))
             return assignment.loc[dataset.table["image_id"]], str(candidate)
-    assignment = make_split(dataset.table, args.val_fraction, args.test_fraction, args.seed)
+    assignment = make_split(dataset.table, args.val_fraction, args.test_fraction, args.seed,
+                            test_source=args.test_source)
     check_split(dataset.table, assignment, "just made")
     return assignment, f"new (seed {args.seed})"
 
@@ -172,7 +177,7 @@ def make_strategy(name: str):
 
 
 def export_best(args, backbone, dataset, init, config, state, assignment, out,
-                val_data, val_labels, test_data, test_labels) -> Path:
+                val_data, val_labels, test_data, test_labels, guard_data) -> Path:
     """Score the best epoch's weights and write the card, its weights and nothing else."""
     from train import export
 
@@ -199,6 +204,7 @@ def export_best(args, backbone, dataset, init, config, state, assignment, out,
         },
         val_data, val_labels.to_numpy(), test_data, test_labels.to_numpy(),
         n_resamples=args.bootstrap, seed=args.seed, weights_dtype=args.weights_dtype,
+        guard_data=guard_data,
     )
 
 
@@ -241,6 +247,8 @@ def run(args, log) -> Path:
         y=dataset.table["label"].map({c: i for i, c in enumerate(dataset.classes)}),
     )
     parts = {name: table[table["split"] == name] for name in ("train", "val", "test")}
+    parts["guard_fit"] = parts["train"].sample(min(GUARD_FIT_IMAGES, len(parts["train"])),
+                                               random_state=args.seed)
     batch = args.batch_size * strategy.num_replicas_in_sync
 
     def data(name, training=False, targets=None):
@@ -284,6 +292,7 @@ def run(args, log) -> Path:
         "dropout": args.dropout, "bn_momentum": momentum, "batch_size": args.batch_size,
         "loss": args.loss, "balance": args.balance, "augment": args.augment,
         "label_smoothing": args.label_smoothing, "seed": args.seed,
+        "test_source": args.test_source,
         "teachers": distill.teacher_record(teachers), "distill_weight": args.distill_weight,
         "strategy": args.strategy, "schedule": schedule.__dict__,
     }
@@ -294,7 +303,8 @@ def run(args, log) -> Path:
             fit.train(model, schedule, train_data, val_data, parts["val"]["y"].to_numpy(),
                       class_weight, loss, work, state, log, verbose, steps_per_epoch)
         card_path = export_best(args, backbone, dataset, init, config, state, assignment, out,
-                                val_data, parts["val"]["y"], test_data, parts["test"]["y"])
+                                val_data, parts["val"]["y"], test_data, parts["test"]["y"],
+                                data("guard_fit"))
     shutil.rmtree(work)
     log(f"done in {time.monotonic() - started:.0f} s")
     return card_path

@@ -3,9 +3,10 @@
 Three layouts become one table with the columns image_id, path, label and group
 (images of one lesion share a group, so a split never separates them):
 
-- HAM10000: a folder with metadata.csv (image_id, lesion_id, dx) and the images
-  anywhere below it (images/, or Kaggle's HAM10000_images_part_1/ and _2/);
-- a CSV file with the columns path and label, optionally group and image_id
+- HAM10000: a folder with metadata.csv (image_id, lesion_id, dx, and dataset: the
+  source, kept as the column source) and the images anywhere below it (images/, or
+  Kaggle's HAM10000_images_part_1/ and _2/);
+- a CSV file with the columns path and label, optionally group, image_id and source
   (paths relative to the CSV file);
 - a folder with one sub-folder of images per class.
 
@@ -34,7 +35,7 @@ class DatasetError(Exception):
 
 @dataclass
 class Dataset:
-    table: pd.DataFrame  # image_id, path, label, group
+    table: pd.DataFrame  # image_id, path, label, group[, source]
     classes: tuple[str, ...]
     layout: str
 
@@ -58,6 +59,8 @@ def read_ham10000(folder: Path) -> pd.DataFrame:
         "label": meta["dx"],
         "group": meta["lesion_id"].where(meta["lesion_id"] != "", meta["image_id"]),
     })
+    if "dataset" in meta:  # the source: clinic and acquisition system
+        table["source"] = meta["dataset"]
     return table
 
 
@@ -66,10 +69,13 @@ def read_csv_list(csv_file: Path) -> pd.DataFrame:
     paths = [str((csv_file.parent / p).resolve()) if p else "" for p in listing["path"]]
     ids = listing["image_id"] if "image_id" in listing else listing["path"]
     groups = listing["group"] if "group" in listing else ids
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "image_id": ids, "path": paths, "label": listing["label"],
         "group": groups.where(groups != "", ids),
     })
+    if "source" in listing:
+        table["source"] = listing["source"]
+    return table
 
 
 def read_class_folders(folder: Path) -> pd.DataFrame:

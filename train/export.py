@@ -13,9 +13,10 @@ from scipy.optimize import minimize_scalar
 import keras
 import tensorflow as tf
 
-from skin.backbones import get_backbone
+from skin.backbones import get_backbone, with_features
 from skin.cards import CARD_FORMAT
 from skin.classes import full_name
+from skin.decision import make_guard, referral_rule
 from skin.files import atomic_path, atomic_write_text, file_sha256
 from skin.metrics import evaluate, summary_metrics
 from skin.predict import calibrate, choose_uncertainty_thresholds
@@ -37,9 +38,13 @@ def fit_temperature(labels, probs) -> float:
 
 def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
            val_data, val_labels, test_data, test_labels, n_resamples: int, seed: int,
-           weights_dtype: str = "float32") -> Path:
+           weights_dtype: str = "float32", guard_data=None) -> Path:
     """Write <name>.weights.h5, score the model with exactly those weights (uncompiled, as
     the card describes it), then write <name>.json; return the card's path.
+
+    `guard_data` (training images, unaugmented) fits the input guard, written to
+    <name>.guard.npz; without it the card has no guard (`python -m train.decisions`
+    can add one).
 
     With float16 storage the card also keeps the float32 model's test figures, so the
     cost of halving the file is on record (`evaluation.float32`).
@@ -57,11 +62,12 @@ def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
                 model.load_weights(compact)  # from here on, the shipped weights
     else:
         save_weights(model, weights_file)
-    val_probs = model.predict(val_data, verbose=0)
-    test_probs = model.predict(test_data, verbose=0)
+    scorer = with_features(model)
+    val_probs, val_features = scorer.predict(val_data, verbose=0)
+    test_probs, test_features = scorer.predict(test_data, verbose=0)
     temperature = fit_temperature(val_labels, val_probs)
-    val_calibrated = calibrate(val_probs, temperature)
-    test_eval = evaluate(test_labels, calibrate(test_probs, temperature), classes,
+    val_calibrated, test_calibrated = (calibrate(p, temperature) for p in (val_probs, test_probs))
+    test_eval = evaluate(test_labels, test_calibrated, classes,
                          n_resamples=n_resamples, seed=seed)
     evaluation = {"split": "test", **test_eval,
                   "ece_before_temperature": summary_metrics(test_labels, test_probs)["ece"]}
@@ -80,6 +86,11 @@ def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
                    "bytes": weights_file.stat().st_size, "dtype": weights_dtype},
         "temperature": temperature,
         "uncertainty": choose_uncertainty_thresholds(val_labels, val_calibrated),
+        "referral": referral_rule(classes, val_labels, val_calibrated, test_labels,
+                                  test_calibrated, n_resamples=n_resamples, seed=seed),
+        "guard": None if guard_data is None else make_guard(
+            scorer.predict(guard_data, verbose=0)[1], val_features, test_features,
+            out_dir / f"{name}.guard.npz"),
         "evaluation": evaluation,
         "validation": {"split": "val", "n": int(len(val_labels)),
                        **summary_metrics(val_labels, val_calibrated)},

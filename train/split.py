@@ -17,12 +17,14 @@ SPLITS = ("train", "val", "test")
 
 def make_split(
     table: pd.DataFrame, val_fraction: float = 0.15, test_fraction: float = 0.15,
-    seed: int = 0,
+    seed: int = 0, *, test_source: str | None = None,
 ) -> pd.Series:
     """image_id -> "train" | "val" | "test"; no group (lesion) on two sides.
 
     StratifiedGroupKFold keeps class proportions as close as groups allow: one fold of
     round(1 / test_fraction) becomes the test set, then the same again for validation.
+    With `test_source`, the test set is instead every image of that source (a clinic the
+    model never sees: HAM10000's `dataset` column), and the rest is split as before.
     """
     def hold_out(part: pd.DataFrame, fraction: float):
         folds = StratifiedGroupKFold(n_splits=round(1 / fraction), shuffle=True,
@@ -30,13 +32,33 @@ def make_split(
         keep, held = next(folds.split(part, part["label"], part["group"]))
         return part.iloc[keep], part.iloc[held]
 
-    rest, test = hold_out(table, test_fraction)
+    if test_source is None:
+        rest, test = hold_out(table, test_fraction)
+    else:
+        rest, test = hold_out_source(table, test_source)
     train, val = hold_out(rest, val_fraction / (1 - test_fraction))
     assignment = pd.concat([
         pd.Series(name, index=part["image_id"]) for name, part in
         (("train", train), ("val", val), ("test", test))
     ])
     return assignment.loc[table["image_id"]].rename("split")
+
+
+def hold_out_source(table: pd.DataFrame, source: str):
+    """(the rest, the test part): every image of `source`, and every other image of a
+    lesion photographed there too (a few HAM10000 lesions span two sources)."""
+    if "source" not in table:
+        raise DatasetError("a source-held-out split needs each image's source (HAM10000's "
+                           "dataset column, or a source column in a CSV list)")
+    sources = sorted(set(table["source"]) - {""})
+    if source not in sources:
+        raise DatasetError(f"no images come from the source {source!r}; the sources are: "
+                           f"{', '.join(sources) or 'none'}")
+    groups = set(table["group"][table["source"] == source])
+    held = table["group"].isin(groups)
+    if held.all():
+        raise DatasetError(f"every image comes from {source}: nothing is left to train on")
+    return table[~held], table[held]
 
 
 def check_split(table: pd.DataFrame, assignment: pd.Series, source: str) -> None:
@@ -89,13 +111,13 @@ def write_split(assignment: pd.Series, path) -> None:
 
 
 def remade_split_rows(table: pd.DataFrame, seed: int, fingerprint: str,
-                      side: str = "test") -> pd.DataFrame:
-    """The rows of one side of a model card's split, re-made from its seed with the
-    default fractions instead of read from the training run's folder; DatasetError
-    unless the re-made split is the card's own."""
+                      side: str = "test", *, test_source: str | None = None) -> pd.DataFrame:
+    """The rows of one side of a model card's split, re-made from its seed (and held-out
+    source, if any) with the default fractions instead of read from the training run's
+    folder; DatasetError unless the re-made split is the card's own."""
     if side not in SPLITS:
         raise ValueError(f"side must be one of {', '.join(SPLITS)}, not {side!r}")
-    assignment = make_split(table, seed=seed)
+    assignment = make_split(table, seed=seed, test_source=test_source)
     if split_fingerprint(assignment) != fingerprint:
         raise DatasetError(f"the split re-made from seed {seed} is not the one the model "
                            "was trained on (its fingerprint differs): the dataset or the "

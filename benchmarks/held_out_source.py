@@ -1,0 +1,100 @@
+"""How a model does on a clinic it never saw: each card's test split (re-made from its
+seed and held-out source, checked against its split fingerprint) scored by the serving
+code, with balanced accuracy, melanoma AUC (one-vs-rest), the referral rule's
+sensitivity and specificity (threshold from the card, chosen on validation) and, as an
+external melanoma-and-naevus set would count them, the share of melanomas referred and
+of naevi not referred, all with 95% bootstrap intervals. Markdown; one row per card, and
+one for the ensemble of a folder of cards with `--ensemble DIR` (its ensemble.json).
+
+    python benchmarks/held_out_source.py [CARD ...] [--ensemble DIR] [--data DIR]
+
+Compare a card trained with `python -m train --test-source rosendahl` with the same
+recipe on the mixed split to see how far the mixed split's figures overstate a new clinic.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import balanced_accuracy_score, roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from skin.cards import read_card  # noqa: E402
+from skin.decision import malignant_probability, referral_rates  # noqa: E402
+from skin.images import read_image  # noqa: E402
+from skin.metrics import bootstrap_statistic  # noqa: E402
+from skin.predict import Predictor  # noqa: E402
+from skin.registry import Registry, load_model  # noqa: E402
+from train.data import load_dataset  # noqa: E402
+from train.split import remade_split_rows  # noqa: E402
+
+
+def figures(labels: np.ndarray, probs: np.ndarray, classes: list, referral: dict) -> dict:
+    melanoma = classes.index("mel")
+    has_both = 0 < (labels == melanoma).sum() < len(labels)
+    risk = malignant_probability(probs, classes, referral["malignant_classes"])
+    truth = np.isin(labels, [classes.index(c) for c in referral["malignant_classes"]])
+    referred = risk >= referral["threshold"]
+    naevus = labels == classes.index("nv")
+    return {
+        "balanced_accuracy": float(balanced_accuracy_score(labels, probs.argmax(axis=1))),
+        "melanoma_auc": float(roc_auc_score(labels == melanoma, probs[:, melanoma]))
+        if has_both else None,
+        **referral_rates(truth, risk, referral["threshold"]),
+        "melanomas_referred": float(referred[labels == melanoma].mean())
+        if (labels == melanoma).any() else None,
+        "naevi_not_referred": float((~referred[naevus]).mean()) if naevus.any() else None,
+    }
+
+
+def cell(value, interval) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("cards", nargs="*")
+    p.add_argument("--ensemble", help="a folder of cards whose ensemble to score too")
+    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
+                                         / "data" / "ham10000"))
+    p.add_argument("--bootstrap", type=int, default=1000)
+    args = p.parse_args()
+
+    table = load_dataset(args.data).table
+    columns = ("balanced_accuracy", "melanoma_auc", "sensitivity", "specificity",
+               "melanomas_referred", "naevi_not_referred")
+    print("| model | test split | n (malignant) | balanced accuracy | melanoma AUC | "
+          "referral sensitivity | referral specificity | melanomas referred | "
+          "naevi not referred |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    rows = [([read_card(path)], None) for path in args.cards]
+    if args.ensemble:
+        registry = Registry.discover([Path(args.ensemble)])
+        members = [registry.cards[name] for name in registry.ensemble_members()]
+        rows.append((members, registry.ensemble_record))
+    for cards, record in rows:
+        card = cards[0]
+        training = card["training"]
+        source = training["config"].get("test_source")
+        test = remade_split_rows(table, training["seed"], training["split_fingerprint"],
+                                 "test", test_source=source)
+        images = [read_image(p) for p in test["path"]]
+        probs = np.mean([Predictor(c, load_model(c)).batch_probabilities(images)
+                         for c in cards], axis=0)
+        referral = (record or card)["referral"]
+        labels = np.array([card["classes"].index(label) for label in test["label"]])
+        observed = figures(labels, probs, card["classes"], referral)
+        intervals = bootstrap_statistic(
+            len(labels), lambda idx: figures(labels[idx], probs[idx], card["classes"], referral),
+            n_resamples=args.bootstrap)
+        n_malignant = int(np.isin(test["label"], referral["malignant_classes"]).sum())
+        split = f"source {source} (unseen)" if source else "mixed, lesion-grouped"
+        name = f"ensemble (mean of {len(cards)})" if record else card["name"]
+        print(f"| {name} | {split} | {len(labels)} ({n_malignant}) | "
+              + " | ".join(cell(observed[c], intervals[c]) for c in columns) + " |")
+
+if __name__ == "__main__":
+    main()
