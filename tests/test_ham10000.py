@@ -63,3 +63,17 @@ def test_short_training_run_on_a_lesion_grouped_subset(ham10000, metadata, tmp_p
     assert card["training"]["split_fingerprint"] == \
         hashlib.sha256((out / "split.csv").read_bytes()).hexdigest()
     assert len(card["training"]["history"]) == 3
+
+
+def test_holding_out_rosendahl_puts_that_clinic_in_test_alone(ham10000, metadata):
+    dataset = load_dataset(ham10000)
+    sides = dataset.table.assign(
+        split=make_split(dataset.table, seed=0, test_source="rosendahl").to_numpy())
+    assert (sides.groupby("group")["split"].nunique() == 1).all()
+    test = sides[sides["split"] == "test"]
+    # Every rosendahl image, and nothing else but other images of its lesions (9 lesions
+    # of HAM10000 were photographed at two sources).
+    assert (sides["split"][sides["source"] == "rosendahl"] == "test").all()
+    assert (test["source"] == "rosendahl").sum() == 2259 and len(test) < 2259 + 20
+    assert set(sides["source"][sides["split"] == "train"]) == {
+        "vidir_modern", "vidir_molemax", "vienna_dias"}

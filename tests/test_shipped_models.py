@@ -101,3 +101,20 @@ def test_python_m_skin_uses_the_shipped_models_with_no_set_up(ham10000, tmp_path
     names = {row["model"] for row in shown["predictions"][str(image)]}
     assert names - {n for n in names if n.startswith("ensemble(")} == {p.stem for p in CARDS}
     assert not (tmp_path / ".cache").exists()  # nothing downloaded
+
+
+def test_the_ensembles_guard_flags_images_that_are_not_dermoscopy():
+    """The shipped ensemble's input guard on non-lesion images (scikit-image's samples and
+    drawn screenshots, benchmarks/non_lesion.py): at most 5% of validation lesions are
+    flagged by construction, and nearly every one of these (248 of 249 on 2026-12-06)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from non_lesion import non_lesion_images
+    from skin.predict import ensemble
+    registry = Registry.discover([SHIPPED_MODELS])
+    members = [Predictor(registry.cards[name], load_model(registry.cards[name]))
+               for name in registry.ensemble_members()]
+    sets = non_lesion_images()
+    images = sets["natural"] + sets["screenshots"] + sets["held_out_faces"][::6]
+    flagged = [ensemble(members, image, record=registry.ensemble_record).not_dermoscopy
+               for image in images]
+    assert np.mean(flagged) >= 0.9, f"{sum(flagged)} of {len(images)} flagged"

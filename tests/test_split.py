@@ -63,3 +63,28 @@ def test_a_cards_split_is_remade_from_its_seed_and_checked(dataset):
         remade_split_rows(dataset.table, 6, split_fingerprint(split))
     with pytest.raises(DatasetError, match="not the one the model was trained on"):
         remade_split_rows(dataset.table.iloc[1:], 5, split_fingerprint(split))
+
+
+def test_a_source_held_out_split_puts_one_source_and_its_lesions_in_test(dataset):
+    table = dataset.table.copy()
+    table["source"] = ["clinic-b" if i % 5 == 0 else "clinic-a" for i in range(len(table))]
+    split = make_split(table, seed=0, test_source="clinic-b")
+    sides = table.assign(split=split.to_numpy())
+    assert (sides["split"][sides["source"] == "clinic-b"] == "test").all()
+    # A lesion photographed at both clinics goes to test whole: no lesion on two sides.
+    assert (sides.groupby("group")["split"].nunique() == 1).all()
+    held_groups = set(sides["group"][sides["source"] == "clinic-b"])
+    assert set(sides["group"][sides["split"] == "test"]) == held_groups
+    assert {"train", "val"} <= set(split)
+    remade = remade_split_rows(table, 0, split_fingerprint(split), test_source="clinic-b")
+    assert set(remade["image_id"]) == set(sides["image_id"][sides["split"] == "test"])
+
+
+@pytest.mark.parametrize("source, message", [("clinic-z", "no images come from"),
+                                             ("clinic-a", "nothing is left to train on")])
+def test_a_source_held_out_split_refuses_a_source_it_cannot_use(dataset, source, message):
+    table = dataset.table.assign(source="clinic-a")
+    with pytest.raises(DatasetError, match=message):
+        make_split(table, test_source=source)
+    with pytest.raises(DatasetError, match="needs each image's source"):
+        make_split(dataset.table.drop(columns="source"), test_source=source)
