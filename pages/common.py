@@ -112,15 +112,17 @@ def show_decision(result, referral: dict | None) -> None:
 
 
 def show_gradcam(member, image, class_code: str, caption: str, opacity: float = 0.45) -> None:
-    """The member's Grad-CAM for one class over its input image. A 1x1 feature map (e.g.
-    InceptionV3 at 96 px) has nothing to localise: show the input and say so instead of
-    a uniform colour that would read as "the whole image matters"."""
+    """The member's Grad-CAM for one class over its input image, with the layer and grid
+    it was computed on. A 1x1 map has nothing to localise: show the input and say so
+    instead of a uniform colour that would read as "the whole image matters"."""
     heatmap, pixels = member.gradcam(image, class_code)
+    grid = f"{heatmap.shape[0]}x{heatmap.shape[1]}"
     if heatmap.size > 1:
-        st.image(overlay(pixels, heatmap, opacity), width="stretch", caption=caption)
+        st.image(overlay(pixels, heatmap, opacity), width="stretch",
+                 caption=f"{caption}; computed on a {grid} grid ({member.gradcam_layer})")
         return
     st.image(pixels, width="stretch")
-    st.caption(f"No Grad-CAM for {member.name}: its last feature map is 1x1 at "
+    st.caption(f"No Grad-CAM for {member.name}: its feature map is 1x1 at "
                f"{member.size} px input, so there is nothing to localise.")
 
 

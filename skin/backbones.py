@@ -2,7 +2,7 @@
 
 Like timm's registry, each entry carries what training and serving must agree on:
 the `keras.applications` constructor, the matching `preprocess_input`, the input sizes
-it accepts, and the last convolutional layer (for Grad-CAM). `build_classifier` puts
+it accepts, and the convolutional layers Grad-CAM may explain. `build_classifier` puts
 the one head this project uses on top, so `train/` and `skin/` build identical models.
 """
 
@@ -19,7 +19,9 @@ class Backbone:
     preprocess_input: Callable
     preprocessing: str  # keras.applications mode: caffe, torch, tf, or none (built in)
     min_size: int
-    last_conv_layer: str
+    # Grad-CAM's candidate layers, last first: the first whose map is at least 3x3 at the
+    # model's input size is used (InceptionV3's last map is 1x1 below 139 px).
+    gradcam_layers: tuple[str, ...]
 
 
 _apps = keras.applications
@@ -28,17 +30,17 @@ BACKBONES = {
     b.name: b
     for b in (
         Backbone("resnet50", _apps.ResNet50, _apps.resnet50.preprocess_input,
-                 "caffe", 32, "conv5_block3_out"),
+                 "caffe", 32, ("conv5_block3_out",)),
         Backbone("densenet121", _apps.DenseNet121, _apps.densenet.preprocess_input,
-                 "torch", 32, "relu"),
+                 "torch", 32, ("relu",)),
         Backbone("mobilenetv2", _apps.MobileNetV2, _apps.mobilenet_v2.preprocess_input,
-                 "tf", 32, "out_relu"),
+                 "tf", 32, ("out_relu",)),
         Backbone("efficientnetb0", _apps.EfficientNetB0, _apps.efficientnet.preprocess_input,
-                 "none", 32, "top_activation"),
+                 "none", 32, ("top_activation",)),
         Backbone("inceptionv3", _apps.InceptionV3, _apps.inception_v3.preprocess_input,
-                 "tf", 75, "mixed10"),
+                 "tf", 75, ("mixed10", "mixed7", "mixed2")),
         Backbone("xception", _apps.Xception, _apps.xception.preprocess_input,
-                 "tf", 71, "block14_sepconv2_act"),
+                 "tf", 71, ("block14_sepconv2_act",)),
     )
 }
 

@@ -1,8 +1,9 @@
 """Grad-CAM (Selvaraju et al., 2017) for any backbone of the table.
 
-The layer comes from the backbone table (`last_conv_layer`), never from the model file.
-Gradients are taken of the class logit (before the softmax, which saturates), computed
-from the pooled features and the head's own kernel.
+The layer comes from the backbone table (`gradcam_layers`), never from the model file:
+the last candidate whose map is at least 3x3 at the model's input size, so that the map
+has something to localise. Gradients are taken of the class logit (before the softmax,
+which saturates): the head's pooled features times its own kernel.
 """
 
 import keras
@@ -12,23 +13,35 @@ from PIL import Image
 
 from skin.backbones import get_backbone
 
+MIN_GRID = 3
+
+
+def gradcam_layer(model: keras.Model, backbone: str) -> str:
+    """The backbone's first candidate layer with a map of at least 3x3 in this model (the
+    last candidate if none is)."""
+    candidates = get_backbone(backbone).gradcam_layers
+    for name in candidates:
+        height, width = model.get_layer(name).output.shape[1:3]
+        if min(height, width) >= MIN_GRID:
+            return name
+    return candidates[-1]
+
 
 class GradCam:
     """Grad-CAM heatmaps of one classifier built by skin.backbones.build_classifier."""
 
     def __init__(self, model: keras.Model, backbone: str):
-        conv_layer = model.get_layer(get_backbone(backbone).last_conv_layer)
-        self.features = keras.Model(model.inputs, conv_layer.output)
-        self.kernel, self.bias = model.get_layer("predictions").weights
+        self.layer = gradcam_layer(model, backbone)
+        head = model.get_layer("predictions")
+        logits = keras.ops.matmul(model.get_layer("head_pool").output, head.kernel) + head.bias
+        self.network = keras.Model(model.inputs, [model.get_layer(self.layer).output, logits])
 
     def heatmap(self, model_input, class_index: int) -> np.ndarray:
-        """A (h, w) map in [0, 1] over the last conv layer's grid, for one preprocessed
+        """A (h, w) map in [0, 1] over the chosen layer's grid, for one preprocessed
         image batch (1, size, size, 3)."""
         with tf.GradientTape() as tape:
-            conv = self.features(model_input, training=False)
-            # The table's layer is the backbone's output, which the head averages over
-            # the grid: the logit is that mean times the head's kernel (no dropout here).
-            logit = (tf.reduce_mean(conv, axis=(1, 2)) @ self.kernel + self.bias)[:, class_index]
+            conv, logits = self.network(model_input, training=False)
+            logit = logits[:, class_index]
         grads = tape.gradient(logit, conv)[0]
         weights = tf.reduce_mean(grads, axis=(0, 1))
         cam = tf.nn.relu(tf.reduce_sum(conv[0] * weights, axis=-1)).numpy()

@@ -206,9 +206,16 @@ class Predictor:
         """Calibrated probabilities (n, n_classes) of many RGB images, in batches."""
         return self.batch_scores(images, batch_size)[0]
 
+    @property
+    def gradcam_layer(self) -> str:
+        """The layer Grad-CAM explains (skin.gradcam.gradcam_layer)."""
+        if self._gradcam is None:
+            self._gradcam = GradCam(self.model, self.backbone)
+        return self._gradcam.layer
+
     def gradcam(self, image: np.ndarray, class_code: str | None = None):
-        """(heatmap over the last conv grid, the model's input image as uint8) for the
-        given class, or the predicted one."""
+        """(heatmap over the Grad-CAM layer's grid, the model's input image as uint8) for
+        the given class, or the predicted one."""
         if self._gradcam is None:
             self._gradcam = GradCam(self.model, self.backbone)
         pixels = self.prepare(image)

@@ -179,10 +179,13 @@ def test_compare_shows_every_model_and_the_metrics_table(app_env):
     assert "models rank" in shown and "Ensemble" in shown
     assert "not a medical device" in shown
     assert not at.status  # each model's "Loading" box goes once the model is ready
-    # The shipped InceptionV3 ends in a 1x1 map at 96 px: no uniform-colour "heatmap".
-    inception = next((ROOT / "assets" / "models").glob("inceptionv3-*.json")).stem
-    assert f"No Grad-CAM for {inception}: its last feature map is 1x1" in shown
-    assert "No Grad-CAM for mobilenetv2-96" not in shown  # 3x3 at 96 px
+    # Every shipped model gets a map; InceptionV3's last map is 1x1 at 96 px, so its
+    # Grad-CAM explains mixed7 (4x4) instead.
+    from skin.registry import SHIPPED_MODELS, Registry
+    for name in Registry.discover([SHIPPED_MODELS]).cards:  # (the tiny 32 px ones are 1x1)
+        assert f"No Grad-CAM for {name}" not in shown
+    captions = [img.caption for i in at.image for img in i.proto.imgs]
+    assert any("4x4 grid (mixed7)" in c for c in captions), captions
 
 
 def test_evaluation_page_switches_normalisation(app_env):

@@ -118,3 +118,13 @@ def test_the_ensembles_guard_flags_images_that_are_not_dermoscopy():
     flagged = [ensemble(members, image, record=registry.ensemble_record).not_dermoscopy
                for image in images]
     assert np.mean(flagged) >= 0.9, f"{sum(flagged)} of {len(images)} flagged"
+
+
+@pytest.mark.parametrize("card_path", CARDS, ids=[p.stem for p in CARDS])
+def test_each_shipped_models_gradcam_varies_over_a_real_image(card_path, ham10000):
+    card = Registry.discover([SHIPPED_MODELS]).get(card_path.stem)
+    predictor = Predictor(card, load_model(card))
+    image = read_image(sorted((ham10000 / "images").glob("*.jpg"))[5])
+    heatmap, _ = predictor.gradcam(image)
+    assert min(heatmap.shape) >= 3 and heatmap.std() > 0.05, (predictor.gradcam_layer,
+                                                              heatmap)
