@@ -12,6 +12,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 HAM10000 = ROOT.parent / "shared" / "data" / "ham10000"
 
+# Tests that use these fixtures train a model, start a server or a browser, or read the
+# real HAM10000 images: they are marked slow, and `pytest -m "not slow"` runs the rest.
+SLOW_FIXTURES = {"tiny_models", "ham10000", "app_url", "browser", "trained"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
 # Colours the tiny datasets are drawn in: one per class, so a model can learn them.
 CLASS_COLOURS = {"akiec": (200, 40, 40), "bcc": (40, 200, 40), "nv": (40, 40, 200)}
 

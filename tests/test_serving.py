@@ -142,7 +142,8 @@ def test_uncertain_flag_follows_the_thresholds():
     thresholds = {"min_confidence": 0.5, "min_margin": 0.2}
 
     def flag(probs):
-        return summarise("m", ["a", "b", "c"], np.array(probs), thresholds, 3, 1.0, False).uncertain
+        return summarise("m", ["a", "b", "c"], np.array(probs), None,
+                         {"uncertainty": thresholds}, 3, 1.0, False).uncertain
     assert not flag([0.8, 0.1, 0.1])
     assert flag([0.45, 0.1, 0.45])  # low confidence
     assert flag([0.55, 0.4, 0.05])  # confident enough, but a small margin
@@ -153,7 +154,8 @@ def test_thresholds_flag_what_summarise_flags_and_each_cuts_its_share():
     probs = rng.dirichlet(np.ones(4), size=500)
     labels = rng.integers(0, 4, size=500)
     chosen = choose_uncertainty_thresholds(labels, probs, flag_fraction=0.2)
-    uncertain = [summarise("m", list("abcd"), p, chosen, 3, 1.0, False).uncertain for p in probs]
+    uncertain = [summarise("m", list("abcd"), p, None, {"uncertainty": chosen}, 3, 1.0,
+                           False).uncertain for p in probs]
     assert chosen["flagged_fraction"] == pytest.approx(np.mean(uncertain))
     # Either test flags 20%; together they flag more, fewer than 40%.
     assert 0.2 < chosen["flagged_fraction"] < 0.4

@@ -103,6 +103,7 @@ def test_python_m_skin_uses_the_shipped_models_with_no_set_up(ham10000, tmp_path
     assert not (tmp_path / ".cache").exists()  # nothing downloaded
 
 
+@pytest.mark.slow
 def test_the_ensembles_guard_flags_images_that_are_not_dermoscopy():
     """The shipped ensemble's input guard on non-lesion images (scikit-image's samples and
     drawn screenshots, benchmarks/non_lesion.py): at most 5% of validation lesions are

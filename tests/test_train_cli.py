@@ -39,7 +39,8 @@ def trained(tmp_path_factory):
 def test_outputs_card_weights_and_split(trained):
     out, _ = trained
     assert sorted(p.name for p in out.iterdir()) == [
-        "mobilenetv2-32.json", "mobilenetv2-32.weights.h5", "split.csv"]  # no .work left
+        "mobilenetv2-32.guard.npz", "mobilenetv2-32.json", "mobilenetv2-32.weights.h5",
+        "split.csv"]  # no .work left
     card = json.loads((out / "mobilenetv2-32.json").read_text())
     weights = out / card["source"]["file"]
     assert card["source"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
@@ -57,6 +58,13 @@ def test_outputs_card_weights_and_split(trained):
     assert training["split_fingerprint"] == hashlib.sha256((out / "split.csv").read_bytes()).hexdigest()
     assert [h["epoch"] for h in training["history"]] == [1, 2]
     assert card["temperature"] > 0
+    # The referral rule and the input guard, chosen on validation (akiec, bcc malignant).
+    referral = card["referral"]
+    assert referral["malignant_classes"] == ["akiec", "bcc"] and referral["chosen_on"] == "val"
+    assert referral["val"]["sensitivity"] >= 0.95 and "test" in referral
+    guard = card["guard"]
+    assert guard["file"] == "mobilenetv2-32.guard.npz" and guard["val_flagged"] <= 0.05
+    assert guard["sha256"] == hashlib.sha256((out / guard["file"]).read_bytes()).hexdigest()
 
 
 def test_a_shared_split_file_is_reused_whatever_the_seed(trained, tmp_path):
@@ -277,6 +285,7 @@ def test_imagenet_offline_stops_at_once_and_writes_nothing(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_where_it_stopped(tmp_path):
     """Killed at a random point, the rerun continues the epochs and the cosine schedule."""
     listing = make_csv_listing(tmp_path / "data", per_class=10)
