@@ -89,6 +89,14 @@ def predictor(card: dict):
 DECISION_BOX = {REFER: st.error, INCONCLUSIVE: st.warning, LOW_RISK: st.success, None: st.warning}
 
 
+def decision_box(result):
+    """The box for a result's decision: no green for an image the guard flags, whose
+    "low risk" the model cannot vouch for."""
+    if result.not_dermoscopy and result.decision == LOW_RISK:
+        return st.info
+    return DECISION_BOX[result.decision]
+
+
 def show_decision(result, referral: dict | None) -> None:
     """The decision first, in plain words and its colour; the input guard's warning above
     it; what the operating point means below it."""
@@ -98,7 +106,7 @@ def show_decision(result, referral: dict | None) -> None:
         st.caption("No input guard for this model: it cannot tell whether this is a "
                    "dermoscopic image.")
     headline, advice = DECISION_TEXT[result.decision]
-    DECISION_BOX[result.decision](f"**{headline}.** {advice}")
+    decision_box(result)(f"**{headline}.** {advice}")
     if referral is None:
         return
     test = referral.get("test") or {}

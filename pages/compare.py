@@ -7,7 +7,7 @@ import streamlit as st
 
 from pages import charts
 from pages.common import (
-    DECISION_BOX, disclaimer, image_input, no_models_message, predictor,
+    decision_box, disclaimer, image_input, no_models_message, predictor,
     registry, show_decision, show_gradcam,
 )
 from pages.metrics_table import METRICS, metrics_table, styled
@@ -47,7 +47,7 @@ if image is not None:
                                           results[start:start + per_row]):
             with column:
                 st.markdown(f"**{member.name}**")
-                DECISION_BOX[result.decision](
+                decision_box(result)(
                     DECISION_TEXT[result.decision][0]
                     + f" (P(malignant) {result.malignant_probability:.0%})"
                     + (" · not dermoscopic?" if result.not_dermoscopy else ""))

@@ -77,7 +77,10 @@ def models_with(tiny_models, folder, **fields):
             card = json.loads(text)
             if "threshold" in fields:
                 card["referral"] = {**card["referral"], "threshold": fields["threshold"]}
-            card.update({k: v for k, v in fields.items() if k != "threshold"})
+            if "guard_threshold" in fields:
+                card["guard"] = {**card["guard"], "threshold": fields["guard_threshold"]}
+            card.update({k: v for k, v in fields.items()
+                         if k not in ("threshold", "guard_threshold")})
             text = json.dumps(card).encode()
         (folder / f.name).write_bytes(text)
     return folder
@@ -122,12 +125,26 @@ def test_a_referred_image_never_shows_a_benign_or_green_verdict(tiny_models, mon
     assert any(w.value.startswith("**No referral decision.**") for w in at.warning)
 
 
+def test_an_image_the_guard_flags_gets_no_green_low_risk(tiny_models, monkeypatch, tmp_path):
+    sure = {"min_confidence": 0.0, "min_margin": 0.0}
+    models_with(tiny_models, tmp_path, uncertainty=sure, threshold=1.01,  # low risk ...
+                guard_threshold=-1e9)  # ... on an image the guard flags
+    monkeypatch.setenv("SKIN_MODEL_DIRS", str(tmp_path))
+    at = page("classify")
+    tiny = [o for o in at.selectbox(key="classify-model").options if o.startswith("tiny")]
+    at.selectbox(key="classify-model").select(tiny[0]).run()
+    at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
+    assert not at.exception and not at.success, [s.value for s in at.success]
+    assert any(w.value.startswith("**Not a dermoscopic image?**") for w in at.warning)
+    assert any(i.value.startswith("**Low risk.**") for i in at.info)
+
+
 def test_the_decision_leads_the_classify_page(app_env):
     at = page("classify")
     tiny = [o for o in at.selectbox(key="classify-model").options if o.startswith("tiny")]
     at.selectbox(key="classify-model").select(tiny[0]).run()
     at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
-    boxes = [*at.error, *at.warning, *at.success]
+    boxes = [*at.error, *at.warning, *at.success, *at.info]
     assert any(b.value.split(".**")[0] in ("**Refer", "**Inconclusive", "**Low risk")
                for b in boxes)
     assert "refers at" in texts(at) and "Ranked first by the model" in at.subheader[0].value
