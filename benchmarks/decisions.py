@@ -19,7 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from non_lesion import non_lesion_images  # noqa: E402
 from skin.decision import is_flagged  # noqa: E402
 from skin.predict import Predictor, ensemble_guard_score  # noqa: E402
-from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
+from skin.registry import (  # noqa: E402
+    SHIPPED_MODELS, Registry, ensemble_record_for, load_model,
+)
 
 
 def rate(block: dict, key: str) -> str:
@@ -59,8 +61,8 @@ def main() -> None:
                    for s, v in scores[name].items()}
         lines.append(row(name, card, flagged))
     members = registry.ensemble_members()
-    record = registry.ensemble_record
-    if record is not None and sorted(record["members"]) == sorted(members):
+    record = ensemble_record_for(registry.ensemble_record, members)
+    if record is not None:
         guards = [registry.cards[m]["guard"] for m in members]
         flagged = {}
         for s, images in sets.items():

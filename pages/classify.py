@@ -11,6 +11,7 @@ from pages.common import (
     show_gradcam,
 )
 from skin.predict import ensemble
+from skin.registry import ensemble_record_for
 
 
 st.title("Classify a lesion")
@@ -42,8 +43,8 @@ if use_ensemble and len(members) < len(names):
                "chosen for all of them, so it makes no referral decision.")
 if use_ensemble:
     result = ensemble(members, image, top_k, tta, found.ensemble_record)
-    # A threshold in the result means the record was chosen for exactly these members.
-    referral = found.ensemble_record["referral"] if result.refer_threshold is not None else None
+    record = ensemble_record_for(found.ensemble_record, [m.name for m in members])
+    referral = record and record.get("referral")
 else:
     result = members[0].predict(image, top_k, tta)
     referral = members[0].rules["referral"]

@@ -14,6 +14,7 @@ from pages.metrics_table import METRICS, metrics_table, styled
 from skin.classes import full_name
 from skin.decision import DECISION_TEXT, NOT_DERMOSCOPY, REFER
 from skin.predict import ensemble
+from skin.registry import ensemble_record_for
 
 st.title("Compare the backbones")
 found = registry()
@@ -30,9 +31,8 @@ if image is not None:
         if len(same_classes) > 1 else None
     if combined is not None:
         st.subheader("Ensemble (mean of calibrated probabilities)")
-        record = found.ensemble_record
-        show_decision(combined, record["referral"] if combined.refer_threshold is not None
-                      else None)
+        record = ensemble_record_for(found.ensemble_record, [m.name for m in same_classes])
+        show_decision(combined, record and record.get("referral"))
     elif results and any(r.not_dermoscopy for r in results):
         st.warning(NOT_DERMOSCOPY, icon="🚫")
     referring = [r.model for r in results if r.decision == REFER]

@@ -26,7 +26,9 @@ from skin.decision import (  # noqa: E402
 )
 from skin.fetch import FetchError, describe, fetch  # noqa: E402
 from skin.images import HEIF_SUFFIXES, IMAGE_SUFFIXES, InvalidImage, read_image  # noqa: E402
-from skin.registry import LOAD_ERRORS, Registry, load_model, weights_present  # noqa: E402
+from skin.registry import (  # noqa: E402
+    LOAD_ERRORS, Registry, ensemble_record_for, load_model, weights_present,
+)
 
 USER_ERRORS = (*LOAD_ERRORS, InvalidImage)
 
@@ -291,14 +293,11 @@ def cmd_evaluate(args, registry):
         progress(f"the ensemble has one model, {members[0]}: its figures are that model's")
     if members and (args.model == "ensemble" or (args.model == "all" and len(members) > 1)):
         shared = registry.cards[members[0]]  # every member has its classes
-        record = registry.ensemble_record
-        fits = record is not None and sorted(record["members"]) == sorted(members)
         report["ensemble"] = {"members": members, **scores(
             true_indices(shared), np.mean([probs[name] for name in members], axis=0),
             ensemble_guard_score([guard_scores[name] for name in members],
                                  [registry.cards[name].get("guard") for name in members]),
-            shared["classes"],
-            record if fits else None)}
+            shared["classes"], ensemble_record_for(registry.ensemble_record, members))}
     status = 1 if unavailable else 0
     if args.json:
         print(json.dumps({"models": report, "unavailable_models": unavailable}, indent=1))

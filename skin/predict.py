@@ -11,13 +11,13 @@ import numpy as np
 import tensorflow as tf
 
 from skin.backbones import with_features
-from skin.classes import full_name
+from skin.classes import MALIGNANT, full_name
 from skin.decision import (
     decide, is_flagged, malignant_probability, standardised, usable_referral,
 )
 from skin.gradcam import GradCam
 from skin.preprocessing import center_crop_resize, model_input
-from skin.registry import load_guard
+from skin.registry import ensemble_record_for, load_guard
 
 # Used when a card records no thresholds of its own (cards record theirs, chosen on the
 # validation split by train/export.py).
@@ -71,8 +71,8 @@ def summarise(model: str, classes, probs: np.ndarray, ood_score: float | None, r
     label = classes[order[0]]
     uncertain = bool(is_uncertain(top, top - second, rules["uncertainty"]))
     referral = rules.get("referral")
-    risk = float(malignant_probability(probs, classes, *(
-        [referral["malignant_classes"]] if referral else [])))
+    risk = float(malignant_probability(
+        probs, classes, referral["malignant_classes"] if referral else MALIGNANT))
     threshold = referral["threshold"] if referral else None
     return Prediction(
         model=model, label=label, name=full_name(label), confidence=float(top),
@@ -207,21 +207,23 @@ class Predictor:
         return self.batch_scores(images, batch_size)[0]
 
     @property
+    def _cam(self) -> GradCam:
+        if self._gradcam is None:  # built on first use
+            self._gradcam = GradCam(self.model, self.backbone)
+        return self._gradcam
+
+    @property
     def gradcam_layer(self) -> str:
         """The layer Grad-CAM explains (skin.gradcam.gradcam_layer)."""
-        if self._gradcam is None:
-            self._gradcam = GradCam(self.model, self.backbone)
-        return self._gradcam.layer
+        return self._cam.layer
 
     def gradcam(self, image: np.ndarray, class_code: str | None = None):
         """(heatmap over the Grad-CAM layer's grid, the model's input image as uint8) for
         the given class, or the predicted one."""
-        if self._gradcam is None:
-            self._gradcam = GradCam(self.model, self.backbone)
         pixels = self.prepare(image)
         index = (self.classes.index(class_code) if class_code
                  else int(np.argmax(self._batch(pixels)[0].numpy()[0])))
-        return self._gradcam.heatmap(model_input(pixels, self.backbone), index), pixels[0].numpy()
+        return self._cam.heatmap(model_input(pixels, self.backbone), index), pixels[0].numpy()
 
     def predict(self, image: np.ndarray, top_k: int = 3, tta: bool = False) -> Prediction:
         started = time.perf_counter()
@@ -257,11 +259,11 @@ def ensemble(predictors, image: np.ndarray, top_k: int = 3, tta: bool = False,
     probs = np.mean([probs for probs, _ in outputs], axis=0)
     latency = (time.perf_counter() - started) * 1000
     names = [p.name for p in predictors]
-    fits = record is not None and sorted(record["members"]) == sorted(names)
+    record = ensemble_record_for(record, names) or {}
     score = ensemble_guard_score([score for _, score in outputs],
                                  [p.card.get("guard") for p in predictors])
     rules = {"uncertainty": ensemble_thresholds([p.thresholds for p in predictors]),
-             "referral": usable_referral(record.get("referral"), classes) if fits else None,
-             "guard": record.get("guard") if fits else None}
+             "referral": usable_referral(record.get("referral"), classes),
+             "guard": record.get("guard")}
     return summarise("ensemble(" + "+".join(names) + ")", classes, probs, score, rules,
                      top_k, latency, tta)

@@ -91,6 +91,14 @@ class Registry:
             raise CardError(f"no model named {name!r}; registered: {known}") from None
 
 
+def ensemble_record_for(record: dict | None, members) -> dict | None:
+    """The ensemble record if it was chosen for exactly these members; None otherwise
+    (an ensemble of other members has no rule of its own)."""
+    if record is not None and sorted(record["members"]) == sorted(members):
+        return record
+    return None
+
+
 def weights_present(card: dict) -> bool:
     path = local_path(card)
     return bool(path and path.is_file())
@@ -111,7 +119,6 @@ def load_model(card: dict):
                              f"a {card['backbone']} with {len(card['classes'])} classes "
                              f"({e})") from None
     return model
-
 
 
 def load_guard(card: dict) -> FeatureGuard | None:

@@ -23,11 +23,12 @@ import numpy as np
 from skin.cards import CardError
 from skin.decision import (
     DEFAULT_GUARD_FLAG_RATE, DEFAULT_TARGET_SENSITIVITY, GUARD_FIT_IMAGES, guard_rule,
-    make_guard, referral_rule, standardised,
+    make_guard, referral_rule,
 )
 from skin.files import atomic_write_text
 from skin.images import read_image
 from skin.metrics import evaluate, summary_metrics
+from skin.predict import ensemble_guard_score
 from skin.registry import ENSEMBLE_RECORD, LOAD_ERRORS, SHIPPED_MODELS, Registry
 from train.data import DatasetError, load_dataset
 from train.split import remade_split_rows
@@ -75,11 +76,10 @@ def referral(classes, scores: dict, args) -> dict | None:
 
 def mean_scores(members: list[tuple], guards: list[dict]) -> tuple:
     """The ensemble's (labels, probabilities, guard scores): the mean of its members'
-    probabilities and of their standardised guard scores."""
+    probabilities, and their guard scores combined as the served ensemble combines them."""
     labels = members[0][0]
     return (labels, np.mean([probs for _, probs, _ in members], axis=0),
-            np.mean([standardised(scores, guard)
-                     for (_, _, scores), guard in zip(members, guards)], axis=0))
+            ensemble_guard_score([scores for _, _, scores in members], guards))
 
 
 def write_json(path: Path, record: dict) -> None:
