@@ -23,7 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from skin.backbones import BACKBONES, build_classifier  # noqa: E402
 from skin.files import file_sha256  # noqa: E402
 from skin.predict import Predictor  # noqa: E402
-from skin.preprocessing import model_input  # noqa: E402
 from skin.registry import Registry, load_model  # noqa: E402
 
 CLASSES = ["akiec", "bcc", "bkl", "df", "mel", "nv", "vasc"]
@@ -76,7 +75,7 @@ def main():
             predictor = Predictor(card, model)
             predictor.predict(image)
             cold = time.perf_counter() - started
-            x = model_input(predictor.prepare(image), card["backbone"])
+            x = predictor.model_input(predictor.prepare(image))
             bare = tf.function(lambda t, m=model: m(t, training=False))
             bare_ms = median_ms(lambda: bare(x).numpy(), args.repeats)
             predict_ms = median_ms(lambda: predictor.predict(image), args.repeats)

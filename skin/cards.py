@@ -13,6 +13,7 @@ from pathlib import Path
 CARD_FORMAT = 1
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 RESERVED_NAMES = {"all", "ensemble"}
+COLOUR_CONSTANCY = ("none", "shades_of_gray")  # skin.preprocessing applies them
 
 
 class CardError(Exception):
@@ -35,6 +36,9 @@ def read_card(path) -> dict:
     if missing:
         raise CardError(f"{path} is not a model card: it lacks {', '.join(missing)}")
     _check_names(card, path)
+    if colour_constancy(card) not in COLOUR_CONSTANCY:
+        raise CardError(f"{path}: unknown colour constancy {colour_constancy(card)!r} "
+                        f"(this version knows {', '.join(COLOUR_CONSTANCY)}); update the app")
     card["_path"] = str(path)
     return card
 
@@ -43,6 +47,11 @@ def class_balance(card: dict) -> str | None:
     """How training balanced the classes: "weights" (class-weighted loss), "sampling"
     (class-balanced batches) or "none"; None for a card without its training record."""
     return card.get("training", {}).get("config", {}).get("balance")
+
+
+def colour_constancy(card: dict) -> str:
+    """The colour constancy the model was trained with: "none" or "shades_of_gray"."""
+    return card.get("preprocessing", {}).get("colour_constancy", "none")
 
 
 def _check_names(card: dict, path: Path) -> None:

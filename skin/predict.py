@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from skin.backbones import with_features
+from skin.cards import colour_constancy
 from skin.classes import MALIGNANT, full_name
 from skin.decision import (
     decide, is_flagged, malignant_probability, standardised, usable_referral,
@@ -137,6 +138,7 @@ class Predictor:
         self.card, self.model = card, model
         self.name, self.classes = card["name"], list(card["classes"])
         self.size, self.backbone = card["input_size"], card["backbone"]
+        self.colour_constancy = colour_constancy(card)
         self.temperature = float(card.get("temperature", 1.0))
         self.thresholds = {**DEFAULT_UNCERTAINTY, **card.get("uncertainty", {})}
         self.rules = {"uncertainty": self.thresholds,
@@ -164,7 +166,11 @@ class Predictor:
 
     def _forward(self, pixels):
         """(probabilities, pooled features) of a batch of uint8 pixels."""
-        return self._network(model_input(pixels, self.backbone), training=False)
+        return self._network(self.model_input(pixels), training=False)
+
+    def model_input(self, pixels):
+        """uint8 pixels -> the float tensor the network takes (the card's preprocessing)."""
+        return model_input(pixels, self.backbone, self.colour_constancy)
 
     def prepare(self, image) -> tf.Tensor:
         """RGB uint8 HxWx3 -> the 1 x size x size x 3 model input (uint8 pixels)."""
@@ -223,7 +229,7 @@ class Predictor:
         pixels = self.prepare(image)
         index = (self.classes.index(class_code) if class_code
                  else int(np.argmax(self._batch(pixels)[0].numpy()[0])))
-        return self._cam.heatmap(model_input(pixels, self.backbone), index), pixels[0].numpy()
+        return self._cam.heatmap(self.model_input(pixels), index), pixels[0].numpy()
 
     def predict(self, image: np.ndarray, top_k: int = 3, tta: bool = False) -> Prediction:
         started = time.perf_counter()

@@ -91,8 +91,9 @@ def ham10000():
 
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
-    """Two tiny models trained by `python -m train` (32 px, one epoch, float16 weights),
-    in one folder of cards: what SKIN_MODEL_DIRS points at in the serving tests."""
+    """Two tiny models trained by `python -m train` (32 px, one epoch, float16 weights;
+    the EfficientNetB0 with Shades of Gray colour constancy), in one folder of cards: what
+    SKIN_MODEL_DIRS points at in the serving tests."""
     from train.__main__ import main
 
     root = tmp_path_factory.mktemp("tiny-models")
@@ -104,6 +105,8 @@ def tiny_models(tmp_path_factory):
                      "--epochs", "1", "--batch-size", "8", "--bootstrap", "20",
                      "--init", "none", "--out", str(out), "--split", str(root / "split.csv"),
                      "--weights-dtype", "float16", "--name", f"tiny-{backbone}",
+                     "--colour-constancy",
+                     "shades_of_gray" if backbone == "efficientnetb0" else "none",
                      "--quiet"]) == 0
         models.mkdir(exist_ok=True)
         for file in out.glob("tiny-*"):

@@ -6,7 +6,7 @@ import tensorflow as tf
 from PIL import Image
 
 from skin.backbones import BACKBONES
-from skin.preprocessing import center_crop_resize, model_input
+from skin.preprocessing import center_crop_resize, model_input, shades_of_gray
 from skin.images import read_image
 from train.pipeline import class_balanced_dataset, decode, image_dataset
 
@@ -25,6 +25,29 @@ def test_model_input_is_the_backbones_own_preprocess_input(name):
     images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
     expected = BACKBONES[name].preprocess_input(images.astype(np.float32).copy())
     np.testing.assert_allclose(model_input(images, name).numpy(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_shades_of_gray_removes_a_colour_cast_and_leaves_grey_light_alone():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 200, (16, 16, 3)).astype(np.float32)
+    grey = np.full((16, 16, 3), 120.0, np.float32)
+    np.testing.assert_allclose(shades_of_gray(grey).numpy(), grey, atol=1e-3)
+    # A cast multiplies each channel by its own gain; corrected, what is left is one gain
+    # for the whole image.
+    corrected = shades_of_gray(image).numpy()
+    cast = shades_of_gray(image * np.array([1.2, 0.9, 0.7], np.float32)).numpy()
+    ratio = cast[corrected > 1] / corrected[corrected > 1]
+    assert np.ptp(ratio) < 1e-3
+    assert np.isfinite(shades_of_gray(np.zeros((8, 8, 3), np.uint8)).numpy()).all()
+
+
+def test_model_input_applies_colour_constancy_or_refuses_an_unknown_one():
+    images = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3)).astype(np.uint8)
+    expected = BACKBONES["mobilenetv2"].preprocess_input(shades_of_gray(images).numpy())
+    np.testing.assert_allclose(model_input(images, "mobilenetv2", "shades_of_gray").numpy(),
+                               expected, atol=1e-5)
+    with pytest.raises(ValueError, match="unknown colour constancy 'retinex'"):
+        model_input(images, "mobilenetv2", "retinex")
 
 
 def write_images(folder, n):

@@ -11,6 +11,7 @@ import pytest
 from skin import cards
 from skin.cards import CardError, build_model, read_card
 from skin.images import read_image
+from skin.preprocessing import model_input
 from skin.predict import (
     Predictor, choose_uncertainty_thresholds, ensemble, ensemble_thresholds, flagging,
     summarise,
@@ -48,6 +49,7 @@ def test_discovery_from_extra_folders(tiny_models, monkeypatch):
     ({"source": {"file": "/etc/passwd"}}, "plain file name"),
     ({"source": "https://example.com/w.h5"}, "must be an object"),
     ({"name": "ensemble"}, "give the model another name"),
+    ({"preprocessing": {"colour_constancy": "retinex"}}, "unknown colour constancy 'retinex'"),
 ])
 def test_cards_cannot_reach_outside_their_folder_or_take_a_reserved_name(tiny_models, tmp_path, change, reason):
     card = json.loads((tiny_models / "tiny-mobilenetv2.json").read_text())
@@ -122,6 +124,20 @@ def test_tta_averages_eight_views_and_ignores_mirroring(predictors, red_image):
     np.testing.assert_allclose(predictor.probabilities(red_image[:, ::-1], tta=True), tta,
                                atol=1e-5)
     assert predictor.predict(red_image, tta=True).tta
+
+
+def test_the_predictor_applies_the_colour_constancy_its_card_names(predictors, red_image):
+    by_name = {p.name: p for p in predictors}
+    assert by_name["tiny-efficientnetb0"].card["preprocessing"]["colour_constancy"] == "shades_of_gray"
+    assert by_name["tiny-mobilenetv2"].colour_constancy == "none"
+    predictor = by_name["tiny-efficientnetb0"]
+    pixels = predictor.prepare(red_image)
+    corrected = np.asarray(model_input(pixels, "efficientnetb0", "shades_of_gray"))
+    np.testing.assert_array_equal(np.asarray(predictor.model_input(pixels)), corrected)
+    # The red test image has a strong cast: the step changes what the network sees.
+    assert np.abs(corrected - np.asarray(model_input(pixels, "efficientnetb0"))).max() > 10
+    np.testing.assert_allclose(predictor._batch(pixels)[0].numpy(),
+                               np.asarray(predictor.model(corrected)), atol=1e-5)
 
 
 def test_batch_probabilities_match_single_predictions(predictors, red_image):

@@ -19,6 +19,7 @@ import pandas as pd
 from skin.backbones import (
     BACKBONES, BackboneError, build_classifier, check_input_size, get_backbone,
 )
+from skin.cards import COLOUR_CONSTANCY
 from skin.decision import GUARD_FIT_IMAGES
 from skin.files import file_sha256
 from train.data import DatasetError, load_dataset, offenders, unusable_images
@@ -99,6 +100,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                      help="augmentation strength: standard, or strong (wider zoom, shift, "
                      "brightness and contrast, plus saturation and hue jitter); the ranges "
                      "are train/pipeline.py's AUGMENTATIONS")
+    fit.add_argument("--colour-constancy", choices=COLOUR_CONSTANCY, default="none",
+                     help="shades_of_gray: divide out each image's light colour (p-norm "
+                     "6) before the network, in training and serving (the card says so)")
     fit.add_argument("--label-smoothing", type=float, default=0.0)
     fit.add_argument("--teacher", action="append", default=[], metavar="CARD",
                      help="distil: train towards this model's probabilities on the training "
@@ -192,6 +196,7 @@ def export_best(args, backbone, dataset, init, config, state, assignment, out,
         {
             "backbone": backbone.name, "classes": list(dataset.classes),
             "input_size": args.img_size, "init": init,
+            "preprocessing": {"colour_constancy": args.colour_constancy},
             "training": {
                 "config": config, "seed": args.seed, "epochs_run": state.epochs_done,
                 "best_epoch": state.best_epoch + 1, "stopped_early": state.stopped_early,
@@ -256,7 +261,8 @@ def run(args, log) -> Path:
         return pipeline.image_dataset(parts[name]["path"], labels,
                                       len(dataset.classes), backbone.name, args.img_size,
                                       batch, training, seed=args.seed,
-                                      augmentation=args.augment)
+                                      augmentation=args.augment,
+                                      colour_constancy=args.colour_constancy)
 
     val_data, test_data = data("val"), data("test")
     targets = None
@@ -268,7 +274,8 @@ def run(args, log) -> Path:
     if args.balance == "sampling":
         train_data = pipeline.class_balanced_dataset(
             parts["train"]["path"], parts["train"]["y"], len(dataset.classes), backbone.name,
-            args.img_size, batch, seed=args.seed, augmentation=args.augment, targets=targets)
+            args.img_size, batch, seed=args.seed, augmentation=args.augment, targets=targets,
+            colour_constancy=args.colour_constancy)
         steps_per_epoch = -(-len(parts["train"]) // batch)  # as many images as an epoch has
     else:
         train_data, steps_per_epoch = data("train", training=True, targets=targets), None
@@ -291,6 +298,7 @@ def run(args, log) -> Path:
         "backbone": backbone.name, "img_size": args.img_size, "init": args.init,
         "dropout": args.dropout, "bn_momentum": momentum, "batch_size": args.batch_size,
         "loss": args.loss, "balance": args.balance, "augment": args.augment,
+        "colour_constancy": args.colour_constancy,
         "label_smoothing": args.label_smoothing, "seed": args.seed,
         "test_source": args.test_source,
         "teachers": distill.teacher_record(teachers), "distill_weight": args.distill_weight,

@@ -89,15 +89,18 @@ def decoded_images(paths, labels, size: int, cache: bool = True) -> tf.data.Data
 
 
 def batches(ds, num_classes: int, backbone: str, batch_size: int, training: bool,
-            seed: int = 0, augmentation: str = "standard") -> tf.data.Dataset:
+            seed: int = 0, augmentation: str = "standard",
+            colour_constancy: str = "none") -> tf.data.Dataset:
     """Decoded images -> batches of (model input, target), augmented in training. The
-    target is the one-hot label, or the soft targets when the labels are rows of them."""
+    target is the one-hot label, or the soft targets when the labels are rows of them.
+    Colour constancy comes after augmentation, as serving applies it to what it sees."""
     ds = ds.batch(batch_size)
     if training:
         augment = augmenter(seed, augmentation)
         ds = ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=AUTOTUNE)
     soft = ds.element_spec[1].dtype.is_floating
-    ds = ds.map(lambda x, y: (model_input(x, backbone), y if soft else tf.one_hot(y, num_classes)),
+    ds = ds.map(lambda x, y: (model_input(x, backbone, colour_constancy),
+                              y if soft else tf.one_hot(y, num_classes)),
                 num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
@@ -105,18 +108,20 @@ def batches(ds, num_classes: int, backbone: str, batch_size: int, training: bool
 def image_dataset(
     paths, labels, num_classes: int, backbone: str, size: int, batch_size: int,
     training: bool, seed: int = 0, cache: bool = True, augmentation: str = "standard",
+    colour_constancy: str = "none",
 ) -> tf.data.Dataset:
     """(path, class index) pairs -> batches of (model input, one-hot label); in training,
     shuffled each epoch and augmented."""
     ds = decoded_images(paths, labels, size, cache)
     if training:
         ds = ds.shuffle(len(paths), seed=seed, reshuffle_each_iteration=True)
-    return batches(ds, num_classes, backbone, batch_size, training, seed, augmentation)
+    return batches(ds, num_classes, backbone, batch_size, training, seed, augmentation,
+                   colour_constancy)
 
 
 def class_balanced_dataset(
     paths, labels, num_classes: int, backbone: str, size: int, batch_size: int, seed: int = 0,
-    augmentation: str = "standard", targets=None,
+    augmentation: str = "standard", targets=None, colour_constancy: str = "none",
 ) -> tf.data.Dataset:
     """Endless augmented training batches that draw every class equally often: each
     class's images cached, reshuffled and repeated on their own, then sampled with equal
@@ -135,4 +140,4 @@ def class_balanced_dataset(
     ds = tf.data.Dataset.sample_from_datasets(per_class, weights=[1 / len(classes)] * len(classes),
                                               seed=seed)
     return batches(ds, num_classes, backbone, batch_size, training=True, seed=seed,
-                   augmentation=augmentation)
+                   augmentation=augmentation, colour_constancy=colour_constancy)
