@@ -1,9 +1,14 @@
 """The README's comparison table, measured: every shipped model scored by the serving
 code on the HAM10000 test split (re-made from the cards' seed and checked against their
 split fingerprint), the ensemble's row, parameters, weights size and latency, as Markdown;
-then whether the ensemble's lead over each member is resolved (paired bootstrap).
+then whether the ensemble's lead over each member is resolved (paired bootstrap), and
+the comparator's tables (per-class recall, every pair's paired difference with McNemar's
+test: skin.comparison, as the app and `python -m skin evaluate --compare`). With
+--write-scores, the per-image probabilities go to the file the app's Evaluation
+page compares the models on (assets/comparison/test-split.csv).
 
-    python benchmarks/comparison.py [--data ../shared/data/ham10000] [--repeats 20]
+    python benchmarks/comparison.py [--data ../shared/data/ham10000] [--repeats 20] \
+        [--write-scores assets/comparison/test-split.csv]
 """
 
 import argparse
@@ -16,9 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from serving import median_ms  # noqa: E402
 from skin.cards import class_balance  # noqa: E402
+from skin.comparison import comparison_report, format_report  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import evaluate, lead_over_best, paired_difference  # noqa: E402
 from skin.predict import Predictor, ensemble  # noqa: E402
+from skin.scores import ENSEMBLE, score_images  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
 from train.data import DatasetError, load_dataset  # noqa: E402
 from train.split import remade_split_rows  # noqa: E402
@@ -64,13 +71,23 @@ def main() -> None:
     p.add_argument("--models", default=str(SHIPPED_MODELS))
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples; 0: no intervals")
+    p.add_argument("--write-scores", help="write every model's per-image probabilities here")
     args = p.parse_args()
 
     registry = Registry.discover([Path(args.models)])
     cards = list(registry.cards.values())
     test = shared_split_rows(cards, Path(args.data))
-    images = [read_image(path) for path in test["path"]]
     members = [Predictor(card, load_model(card)) for card in cards]
+    paths = dict(zip(test["image_id"], test["path"]))
+    scored, skipped = score_images(
+        members, list(paths), test["label"].tolist(), paths.get,
+        f"HAM10000 test split (lesion-grouped, seed {cards[0]['training']['seed']})",
+        registry.ensemble_members())
+    if skipped:
+        sys.exit(f"error: unreadable test images: {skipped[:3]}")
+    if args.write_scores:
+        scored.write(args.write_scores)
+    first_image = read_image(test["path"].iloc[0])
     header = "| model | class balance | " + " | ".join(c for c, _ in COLUMNS) + \
         " | parameters | weights | latency (ms) |"
     rows = [header, "|" + "---|" * (len(COLUMNS) + 5)]
@@ -82,25 +99,24 @@ def main() -> None:
                     f" | {sum(c['source']['bytes'] for c in cards_used) / 2**20:.1f} MiB"
                     f" | {median_ms(predict_one, args.repeats):.1f} |")
 
-    all_probs = {}
+    all_probs = scored.probs
     for card, member in zip(cards, members):
         y = class_indices(member.classes, test["label"])
-        all_probs[member.name] = member.batch_probabilities(images)
         scores = evaluate(y, all_probs[member.name], member.classes, args.bootstrap)
         drift = scores["balanced_accuracy"] - card["evaluation"]["balanced_accuracy"]
         print(f"{member.name}: balanced accuracy served {scores['balanced_accuracy']:.4f}, "
               f"card {card['evaluation']['balanced_accuracy']:.4f} ({drift:+.4f})",
               file=sys.stderr)
-        add_row(member.name, scores, [card], lambda: member.predict(images[0]))
+        add_row(member.name, scores, [card], lambda: member.predict(first_image))
     ensemble_names = registry.ensemble_members()
     same_classes = [m for m in members if m.name in ensemble_names]
     leads = []
     if len(same_classes) > 1:
         y = class_indices(same_classes[0].classes, test["label"])
-        mean = np.mean([all_probs[m.name] for m in same_classes], axis=0)
+        mean = all_probs[ENSEMBLE]
         scores = evaluate(y, mean, same_classes[0].classes, args.bootstrap)
         add_row(f"**ensemble** (mean of {len(same_classes)})", scores,
-                [m.card for m in same_classes], lambda: ensemble(same_classes, images[0]))
+                [m.card for m in same_classes], lambda: ensemble(same_classes, first_image))
         if args.bootstrap:
             for m in same_classes:
                 lead = paired_difference(y, mean, all_probs[m.name], n_resamples=args.bootstrap)
@@ -115,6 +131,10 @@ def main() -> None:
         print("\nEnsemble minus each member, balanced accuracy, paired 95% bootstrap over "
               "the same test images:\n")
         print("\n".join(["| member | ensemble - member |", "|---|---|", *leads]))
+    if args.bootstrap:
+        report = comparison_report(scored.y, scored.probs, scored.classes,
+                                   n_resamples=args.bootstrap)
+        print("\n```\n" + format_report(report) + "\n```")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from skin.cards import read_card  # noqa: E402
 from skin.decision import malignant_probability, referral_rates  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import bootstrap_statistic  # noqa: E402
-from skin.predict import Predictor  # noqa: E402
+from skin.predict import Predictor, ensemble_probabilities  # noqa: E402
 from skin.registry import Registry, load_model  # noqa: E402
 from train.data import load_dataset  # noqa: E402
 from train.split import remade_split_rows  # noqa: E402
@@ -82,8 +82,8 @@ def main() -> None:
         test = remade_split_rows(table, training["seed"], training["split_fingerprint"],
                                  "test", test_source=source)
         images = [read_image(p) for p in test["path"]]
-        probs = np.mean([Predictor(c, load_model(c)).batch_probabilities(images)
-                         for c in cards], axis=0)
+        probs = ensemble_probabilities([Predictor(c, load_model(c)).batch_probabilities(images)
+                                        for c in cards])
         referral = (record or card)["referral"]
         labels = np.array([card["classes"].index(label) for label in test["label"]])
         observed = figures(labels, probs, card["classes"], referral)

@@ -20,7 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comparison import class_indices, paired_cell, shared_split_rows  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import lead_over_best, paired_difference, summary_metrics  # noqa: E402
-from skin.predict import Predictor, ensemble_thresholds, flagging  # noqa: E402
+from skin.predict import (  # noqa: E402
+    Predictor, ensemble_probabilities, ensemble_thresholds, flagging,
+)
 from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
 
 FIGURES = ("accuracy", "balanced_accuracy", "macro_f1")
@@ -76,7 +78,7 @@ def main() -> None:
         probs[card["name"], "yes"] = np.stack([predictor.probabilities(image, tta=True)
                                                for image in images])
     for tta in ("no", "yes"):
-        probs["ensemble", tta] = np.mean([probs[name, tta] for name in members], axis=0)
+        probs["ensemble", tta] = ensemble_probabilities([probs[name, tta] for name in members])
     thresholds["ensemble"] = ensemble_thresholds([thresholds[name] for name in members])
 
     print(f"Validation split: n = {len(val)} (lesion-grouped, seed "

@@ -4,6 +4,7 @@
     python -m skin fetch [--model NAME|all]
     python -m skin predict IMAGE... [--model NAME|all|ensemble] [--tta] [--json]
     python -m skin evaluate --images DIR --labels CSV [--model NAME|all|ensemble] [--json]
+        [--compare [--out DIR]]
 
 Errors exit 2 with one line; progress goes to stderr; --json puts one JSON object on
 stdout. With --model all or ensemble, a model that cannot be loaded is left out with a
@@ -14,6 +15,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +28,12 @@ from skin.decision import (  # noqa: E402
 )
 from skin.fetch import FetchError, describe, fetch  # noqa: E402
 from skin.images import HEIF_SUFFIXES, IMAGE_SUFFIXES, InvalidImage, read_image  # noqa: E402
+from skin.labels import LabelsError, read_labels  # noqa: E402
 from skin.registry import (  # noqa: E402
     LOAD_ERRORS, Registry, ensemble_record_for, load_model, weights_present,
 )
 
-USER_ERRORS = (*LOAD_ERRORS, InvalidImage)
+USER_ERRORS = (*LOAD_ERRORS, InvalidImage, LabelsError)
 
 
 # Images held in memory at once by `evaluate`: 32 photos of 12 megapixels take 1.1 GB.
@@ -172,45 +175,6 @@ def find_images(folder: Path, ids) -> tuple[dict, list]:
     return {i: by_stem[i] for i in ids if i in by_stem}, [i for i in ids if i not in by_stem]
 
 
-def read_labels(path, id_column: str, label_column: str, codes: list[str]):
-    """image id -> class code, from a column of codes or, as in the ISIC 2018 ground
-    truth, from one 1/0 column per class (every column but the id). Codes match the
-    models' in any case ("MEL" is "mel")."""
-    import pandas as pd
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UsageError(f"cannot read --labels {path}: {e}") from None
-    if table.empty:
-        raise UsageError(f"--labels {path} lists no images (a header and no rows)")
-    table.columns = [c.strip() for c in table.columns]
-    has = f"it has {', '.join(table.columns)}"
-    if id_column not in table.columns:
-        raise UsageError(f"{path} has no column {id_column!r} (name the image id column "
-                         f"with --id-column); {has}")
-    ids = table[id_column].str.strip()
-    blank, repeated = ids[ids == ""].index, sorted(set(ids[ids.duplicated()]))
-    if len(blank) or repeated:
-        raise UsageError(f"{path}: every image needs one row with its id; "
-                         + (f"rows {', '.join(str(i + 2) for i in blank[:5])} have none"
-                            if len(blank) else f"repeated: {', '.join(repeated[:5])}"))
-    if label_column in table.columns:
-        named = table[label_column].str.strip()
-    else:
-        one_hot = table.drop(columns=id_column).apply(pd.to_numeric, errors="coerce")
-        clear = one_hot.isin((0, 1)).all(axis=1) & (one_hot.sum(axis=1) == 1)
-        if one_hot.shape[1] < 2 or not clear.all():
-            raise UsageError(
-                f"{path} has no column {label_column!r} (name the label column with "
-                f"--label-column), and its other columns are not one 1/0 column per "
-                f"class (1 for the true class); {has}"
-                + (f"; unclear rows: {', '.join(ids[~clear][:5])}" if one_hot.shape[1] > 1
-                   else ""))
-        named = pd.Series(one_hot.columns[one_hot.to_numpy().argmax(axis=1)])
-    by_lower_case = {code.lower(): code for code in codes}
-    return pd.Series([by_lower_case.get(n.lower(), n) for n in named], index=ids.to_numpy())
-
-
 def fitting_cards(cards: list[dict], labels, model: str) -> list[dict]:
     """The cards whose classes hold every label; with --model all, the others are left
     out with a note, otherwise they are an error."""
@@ -233,7 +197,8 @@ def fitting_cards(cards: list[dict], labels, model: str) -> list[dict]:
 
 def cmd_evaluate(args, registry):
     from skin.metrics import evaluate
-    from skin.predict import ensemble_guard_score
+    from skin.predict import ensemble_guard_score, ensemble_probabilities
+    from skin.scores import ENSEMBLE, Scores, card_identity
     cards = chosen_cards(registry, args.model)
     codes = list(dict.fromkeys(code for card in cards for code in card["classes"]))
     labels = read_labels(args.labels, args.id_column, args.label_column, codes)
@@ -251,6 +216,7 @@ def cmd_evaluate(args, registry):
     loaded, unavailable = predictors(cards, args.model)
     chunks = {p.name: [] for p in loaded}
     guard_chunks = {p.name: [] for p in loaded}
+    seconds = {p.name: 0.0 for p in loaded}
     for start in range(0, len(labels), EVALUATION_CHUNK):
         progress(f"predicting images {start + 1} to "
                  f"{min(start + EVALUATION_CHUNK, len(labels))} of {len(labels)} ...")
@@ -261,7 +227,9 @@ def cmd_evaluate(args, registry):
             except InvalidImage as e:
                 raise InvalidImage(f"{files[image_id]}: {e}") from None
         for predictor in loaded:
+            started = time.perf_counter()
             chunk_probs, chunk_guard_scores = predictor.batch_scores(images)
+            seconds[predictor.name] += time.perf_counter() - started
             chunks[predictor.name].append(chunk_probs)
             guard_chunks[predictor.name].append(chunk_guard_scores)
     probs = {name: np.concatenate(parts) for name, parts in chunks.items()}
@@ -289,18 +257,36 @@ def cmd_evaluate(args, registry):
                                             guard_scores[predictor.name], predictor.classes,
                                             predictor.card)
     members = [name for name in registry.ensemble_members() if name in probs]
+    if len(members) > 1:
+        probs[ENSEMBLE] = ensemble_probabilities([probs[name] for name in members])
+        seconds[ENSEMBLE] = sum(seconds[name] for name in members)
     if args.model == "ensemble" and len(members) == 1:
         progress(f"the ensemble has one model, {members[0]}: its figures are that model's")
     if members and (args.model == "ensemble" or (args.model == "all" and len(members) > 1)):
         shared = registry.cards[members[0]]  # every member has its classes
         report["ensemble"] = {"members": members, **scores(
-            true_indices(shared), np.mean([probs[name] for name in members], axis=0),
+            true_indices(shared), probs.get(ENSEMBLE, probs[members[0]]),
             ensemble_guard_score([guard_scores[name] for name in members],
                                  [registry.cards[name].get("guard") for name in members]),
             shared["classes"], ensemble_record_for(registry.ensemble_record, members))}
     status = 1 if unavailable else 0
+    comparison = None
+    if args.compare:
+        # Every model that shares the first one's classes (the ensemble's, as listed).
+        classes = loaded[0].classes
+        compared = [n for n in probs if n == ENSEMBLE or registry.cards[n]["classes"] == classes]
+        scored = Scores(
+            f"{args.labels} ({len(labels)} images)", classes, labels.index.tolist(),
+            labels.tolist(), {n: probs[n] for n in compared},
+            {n: seconds[n] / len(labels) for n in compared},
+            {p.name: card_identity(p.card) for p in loaded if p.name in compared},
+            members if ENSEMBLE in compared else [])
+        comparison = compare(scored, args.bootstrap, args.out)
     if args.json:
-        print(json.dumps({"models": report, "unavailable_models": unavailable}, indent=1))
+        from skin.comparison import report_as_json
+        print(json.dumps({"models": report, "unavailable_models": unavailable,
+                          **({"comparison": report_as_json(comparison)} if comparison else {})},
+                         indent=1))
         return status
     for name, m in report.items():
         auc = "n/a" if m["auc_ovr"] is None else f"{m['auc_ovr']:.3f}"
@@ -314,7 +300,23 @@ def cmd_evaluate(args, registry):
         if m["guard_flagged"] is not None:
             print(f"  input guard: flags {m['guard_flagged']:.3f} of these images as not "
                   "dermoscopic")
+    if comparison:
+        from skin.comparison import format_report
+        print("\n" + format_report(comparison))
     return status
+
+
+def compare(scored, n_resamples: int, out: str | None) -> dict:
+    """The comparator's tables for the scored models, written to `out` as CSV (with the
+    per-image probabilities) when given."""
+    from skin.comparison import comparison_report
+    found = comparison_report(scored.y, scored.probs, scored.classes, n_resamples=n_resamples)
+    if out:
+        folder = Path(out)
+        scored.write(folder / "predictions.csv")
+        found["per_class_recall"].to_csv(folder / "per_class_recall.csv", index_label="model")
+        found["paired_differences"].to_csv(folder / "paired_differences.csv", index=False)
+    return found
 
 
 def referral_summary(referral: dict | None) -> str:
@@ -358,7 +360,16 @@ def parse_args(argv=None):
                          "more), or ensemble")
     ev.add_argument("--bootstrap", type=int, default=200, help="resamples for 95%% intervals")
     ev.add_argument("--json", action="store_true")
-    return p.parse_args(argv)
+    ev.add_argument("--compare", action="store_true", help="also per-class recall and the "
+                    "paired differences of every pair of models (with McNemar's test)")
+    ev.add_argument("--out", help="with --compare: write predictions.csv (per-image "
+                    "probabilities), per_class_recall.csv and paired_differences.csv here")
+    args = p.parse_args(argv)
+    if args.command == "evaluate" and args.compare and args.bootstrap < 1:
+        p.error("--compare needs --bootstrap of 1 or more (its paired intervals)")
+    if args.command == "evaluate" and args.out and not args.compare:
+        p.error("--out needs --compare")
+    return args
 
 
 COMMANDS = {"models": cmd_models, "fetch": cmd_fetch, "predict": cmd_predict,

@@ -238,6 +238,12 @@ class Predictor:
         return summarise(self.name, self.classes, probs, score, self.rules, top_k, latency, tta)
 
 
+def ensemble_probabilities(member_probs) -> np.ndarray:
+    """The ensemble's probabilities: the mean of its members' calibrated probabilities
+    (for one image or many; the members share one class list)."""
+    return np.mean(member_probs, axis=0)
+
+
 def ensemble_thresholds(members: list[dict]) -> dict:
     """The ensemble's uncertainty thresholds: the mean of its members' (the ensemble has
     no validation run of its own; benchmarks/validation_tta.py measures what they flag)."""
@@ -262,7 +268,7 @@ def ensemble(predictors, image: np.ndarray, top_k: int = 3, tta: bool = False,
         raise ValueError("an ensemble needs models with the same classes in the same order")
     started = time.perf_counter()
     outputs = [p.scores(image, tta) for p in predictors]
-    probs = np.mean([probs for probs, _ in outputs], axis=0)
+    probs = ensemble_probabilities([probs for probs, _ in outputs])
     latency = (time.perf_counter() - started) * 1000
     names = [p.name for p in predictors]
     record = ensemble_record_for(record, names) or {}

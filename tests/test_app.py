@@ -4,6 +4,7 @@ models trained by `python -m train` (and the shipped ones, when there are any)."
 import io
 import json
 import os
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -209,8 +210,90 @@ def test_evaluation_page_switches_normalisation(app_env):
     at = page("evaluation")
     charts_before = len(at.get("plotly_chart"))
     assert charts_before >= 4  # two confusion matrices, reliability, curves
-    at.radio[0].set_value("row-normalised (recall)").run()
+    at.radio(key="confusion-normalise").set_value("row-normalised (recall)").run()
     assert not at.exception and len(at.get("plotly_chart")) == charts_before
+
+
+COMPARATOR_HEADERS = ["Which model for which class", "Paired differences in balanced accuracy",
+                      "Cost against quality", "Agreement", "ROC and precision-recall",
+                      "Downloads"]
+
+
+def comparator_shown(at, n: int) -> None:
+    headers = [h.value for h in at.header]
+    assert all(h in headers for h in COMPARATOR_HEADERS), headers
+    assert f"n = {n} images, the same for every model" in texts(at)
+    assert len(at.get("download_button")) == 5
+
+
+def test_evaluation_compares_the_shipped_models_on_the_test_split(app_env):
+    at = page("evaluation")
+    comparator_shown(at, 1431)
+    shown = texts(at)
+    assert "retraining one model with another seed" in shown
+    assert "referral rule" in shown  # the operating points on the malignant-vs-benign ROC
+    for cost in at.radio(key="cost-shipped").options:
+        at.radio(key="cost-shipped").set_value(cost).run()
+        assert not at.exception, cost
+    at.selectbox(key="curve-class-shipped").select("mel").run()
+    assert not at.exception
+    at.multiselect(key="curve-models-shipped").set_value(["ensemble"]).run()
+    assert not at.exception
+
+
+def labelled_zip(ham10000, extra=()) -> bytes:
+    """Three real HAM10000 images of each class with their metadata rows, plus extras
+    (name, bytes, label or None)."""
+    metadata = pd.read_csv(ham10000 / "metadata.csv")
+    chosen = metadata.groupby("dx").head(3)
+    rows = chosen[["image_id", "dx"]].values.tolist()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for image_id, _ in rows:
+            archive.write(ham10000 / "images" / f"{image_id}.jpg", f"images/{image_id}.jpg")
+        for name, data, label in extra:
+            archive.writestr(f"images/{name}", data)
+            if label:
+                rows.append([name.rsplit(".", 1)[0], label])
+        archive.writestr("labels.csv", pd.DataFrame(rows, columns=["image_id", "dx"])
+                         .to_csv(index=False))
+    return buffer.getvalue()
+
+
+def test_evaluation_compares_the_models_on_an_uploaded_zip(app_env, ham10000):
+    at = page("evaluation")
+    at.radio(key="evaluation-source").set_value("Your own labelled images (zip)").run()
+    data = labelled_zip(ham10000, extra=[("broken.jpg", b"\xff\xd8 not a jpeg", "mel"),
+                                         ("odd.jpg", jpeg(), "xyz"),
+                                         ("notes.txt", b"hello", None)])
+    at.file_uploader(key="labelled-zip").set_value(("mine.zip", data, "application/zip")).run()
+    assert not at.exception, at.exception
+    comparator_shown(at, 21)
+    warnings = "\n".join(w.value for w in at.warning)
+    assert "xyz (1 image)" in warnings and "Skipped 2 file(s)" in warnings
+    skipped = at.dataframe[0].value
+    assert set(skipped["file or image"]) == {"broken", "images/notes.txt"}
+    assert "mine.zip (your images)" in texts(at)
+    # Widgets rerun the page; the images are not scored again.
+    at.radio(key="cost-own").set_value(at.radio(key="cost-own").options[1]).run()
+    assert not at.exception and len(at.get("download_button")) == 5
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"not a zip", "not a zip file"),
+    (None, "holds 0 CSV files"),
+])
+def test_a_bad_zip_gets_a_clear_message(app_env, data, message):
+    if data is None:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("a.jpg", jpeg())
+        data = buffer.getvalue()
+    at = page("evaluation")
+    at.radio(key="evaluation-source").set_value("Your own labelled images (zip)").run()
+    at.file_uploader(key="labelled-zip").set_value(("bad.zip", data, "application/zip")).run()
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
 
 
 def test_about_page_lists_the_models(app_env):

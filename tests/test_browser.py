@@ -12,9 +12,11 @@ import sys
 import time
 import urllib.request
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from PIL import Image
 
@@ -98,9 +100,11 @@ def browser():
 
 
 # The script has finished (no "Running" widget, no skeleton placeholders) and every
-# Plotly chart and data frame on the page has drawn.
+# visible Plotly chart and data frame on the page has drawn (one in a closed expander
+# draws when it opens).
 PAGE_DRAWN = """() => {
-    const all = (selector) => Array.from(document.querySelectorAll(selector));
+    const all = (selector) => Array.from(document.querySelectorAll(selector))
+        .filter((element) => element.checkVisibility());
     return all('[data-testid="stStatusWidget"], [data-testid="stSkeleton"]').length === 0
         && all('.stPlotlyChart').every((chart) => chart.querySelector('.main-svg'))
         && all('[data-testid="stDataFrame"]').every((frame) => frame.querySelector('canvas'));
@@ -223,6 +227,28 @@ def test_the_corpus_of_bad_and_odd_files_through_the_running_app(app_url, browse
     assert urllib.request.urlopen(f"{app_url}/_stcore/health", timeout=5).read() == b"ok"
     after = sorted(p for p in ROOT.rglob("*") if ".venv" not in p.parts and "__pycache__" not in p.parts)
     assert after == before
+
+
+def test_a_labelled_zip_above_the_image_limit_is_compared_in_the_browser(
+        app_url, browser, ham10000, tmp_path):
+    # Real images with their labels, and 11 MB of padding: above the 10 MB a single image
+    # may have, within the zip uploader's own limit.
+    metadata = pd.read_csv(ham10000 / "metadata.csv").groupby("dx").head(2)
+    archive_path = tmp_path / "labelled.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        for image_id in metadata["image_id"]:
+            archive.write(ham10000 / "images" / f"{image_id}.jpg", f"{image_id}.jpg")
+        archive.writestr("labels.csv", metadata[["image_id", "dx"]].to_csv(index=False))
+        archive.writestr("padding.bin", os.urandom(11 * 2**20))
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{app_url}/evaluation")
+    page.get_by_text("Your own labelled images (zip)").first.click()
+    page.locator('input[type="file"]').first.set_input_files(str(archive_path))
+    page.get_by_text(f"n = {len(metadata)} images, the same for every model").wait_for(
+        timeout=240_000)
+    body = page.inner_text("body")
+    assert "Paired differences in balanced accuracy" in body and "padding.bin" in body
+    assert "Traceback" not in body
 
 
 def test_an_upload_over_the_limit_is_refused_by_the_server_config(app_url, browser, tmp_path):

@@ -209,6 +209,43 @@ def test_evaluate_scores_the_ensemble_as_the_mean_of_its_members(tiny_models, la
     assert set(report("tiny-mobilenetv2")) == {"tiny-mobilenetv2"}
 
 
+def test_evaluate_compare_prints_and_writes_the_paired_and_per_class_tables(
+        tiny_models, labelled_folder, tmp_path):
+    out = tmp_path / "comparison"
+    result = run_evaluate(labelled_folder, labelled_folder / "labels.csv", "--compare",
+                          "--out", str(out), "--bootstrap", "50", "--json",
+                          models_dir=tiny_models)
+    assert result.returncode == 0, result.stderr
+    comparison = json.loads(result.stdout)["comparison"]
+    assert comparison["n"] == 12 and comparison["support"]["nv"] == 4
+
+    from skin.comparison import paired_differences, per_class_recall
+    from skin.scores import Scores
+    scored = Scores.read(out / "predictions.csv")
+    assert scored.labels == pd.read_csv(labelled_folder / "labels.csv")["dx"].tolist()
+    names = list(scored.probs)
+    assert "ensemble" in names and len(names) >= 3
+    assert list(comparison["per_class_recall"]) == names
+    assert len(comparison["paired_differences"]) == len(names) * (len(names) - 1) // 2
+    # The written probabilities reproduce the printed tables.
+    pairs = paired_differences(scored.y, scored.probs, n_resamples=50)
+    written = pd.read_csv(out / "paired_differences.csv")
+    np.testing.assert_allclose(written["difference"], pairs["difference"], atol=1e-9)
+    np.testing.assert_allclose(written[["low", "high"]], pairs[["low", "high"]], atol=1e-9)
+    recall = pd.read_csv(out / "per_class_recall.csv", index_col="model")
+    pd.testing.assert_frame_equal(recall, per_class_recall(scored.y, scored.probs, scored.classes),
+                                  check_names=False)
+
+    text = run_evaluate(labelled_folder, labelled_folder / "labels.csv", "--compare",
+                        "--bootstrap", "50", models_dir=tiny_models)
+    assert text.returncode == 0, text.stderr
+    assert "per-class recall (12 images" in text.stdout
+    lines = re.findall(r"^  (\S+) - (\S+): [+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\], "
+                       r"McNemar p \S+: (?:not resolved|resolved)", text.stdout, re.M)
+    assert len(lines) == len(comparison["paired_differences"])
+    assert "another seed" in text.stdout
+
+
 def isic_ground_truth(labelled_folder, path, edit=lambda rows: rows):
     """The labels in the ISIC 2018 Task 3 layout: `image` and one 1.0/0.0 column per class."""
     codes = ["MEL", "NV", "BCC", "AKIEC", "BKL", "DF", "VASC"]

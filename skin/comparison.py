@@ -1,0 +1,220 @@
+"""Comparing models on the same labelled images: per-class recall, paired differences with
+bootstrap intervals and McNemar's test, agreement, and the cost-quality front.
+
+Plain functions of arrays, shared by `python -m skin evaluate --compare`, the app's
+Evaluation page and the benchmarks. `y_true` holds class indices into one list of classes
+that every model shares; `probs` maps a model's name to its (n, n_classes) probabilities
+on the same images, in the same order.
+"""
+
+import json
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binomtest
+from sklearn.metrics import cohen_kappa_score
+
+# The largest move of one model's test balanced accuracy between two training seeds of
+# one recipe (MobileNetV2 -6.1 points, EfficientNetB0 +5.2: docs/training-log.md,
+# 2026-12-05). A paired interval covers these images, not the next training run.
+SEED_SPREAD = 0.061
+
+
+def checked(y_true, probs: dict) -> tuple[np.ndarray, dict]:
+    """Labels and probabilities as arrays, after checking they describe the same images."""
+    y_true = np.asarray(y_true)
+    if y_true.ndim != 1 or not len(y_true):
+        raise ValueError("y_true must be a non-empty 1-D array of class indices")
+    arrays = {name: np.asarray(p, dtype=float) for name, p in probs.items()}
+    if not arrays:
+        raise ValueError("no models to compare")
+    shapes = {p.shape for p in arrays.values()}
+    if len(shapes) != 1 or (shape := shapes.pop())[0] != len(y_true) or len(shape) != 2:
+        raise ValueError(f"every model needs ({len(y_true)}, n_classes) probabilities; got "
+                         + ", ".join(f"{n} {p.shape}" for n, p in arrays.items()))
+    if y_true.min() < 0 or y_true.max() >= shape[1]:
+        raise ValueError(f"labels must be class indices from 0 to {shape[1] - 1}")
+    return y_true, arrays
+
+
+def per_class_recall(y_true, probs: dict, classes: list[str]) -> pd.DataFrame:
+    """Recall of each model (rows) on each class (columns); NaN for a class without images."""
+    y_true, probs = checked(y_true, probs)
+    support = np.bincount(y_true, minlength=len(classes))
+    rows = {}
+    for name, p in probs.items():
+        hits = np.bincount(y_true, weights=p.argmax(axis=1) == y_true, minlength=len(classes))
+        with np.errstate(invalid="ignore"):
+            rows[name] = hits / support
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(classes))
+
+
+def class_support(y_true, classes: list[str]) -> dict:
+    """How many images each class has."""
+    return dict(zip(classes, np.bincount(np.asarray(y_true), minlength=len(classes)).tolist()))
+
+
+def _resample_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(n_resamples, n): how often each image is drawn in each bootstrap resample. The
+    draws are those of skin.metrics.bootstrap_statistic with the same seed."""
+    rng = np.random.default_rng(seed)
+    return np.stack([np.bincount(rng.integers(0, n, n), minlength=n)
+                     for _ in range(n_resamples)]).astype(float)
+
+
+def _balanced_accuracies(y_true, predictions: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Balanced accuracy of each model (columns of predictions, (n, m)) under each row of
+    image weights ((r, n)): the mean recall over the classes present in that row."""
+    n_classes = int(max(y_true.max(), predictions.max())) + 1
+    one_hot = np.eye(n_classes)[y_true]  # (n, k)
+    support = weights @ one_hot  # (r, k)
+    correct = predictions == y_true[:, None]  # (n, m)
+    hits = weights @ (one_hot[:, :, None] * correct[:, None, :]).reshape(len(y_true), -1)
+    hits = hits.reshape(len(weights), n_classes, -1)  # (r, k, m)
+    present = support > 0
+    recall = np.where(present[:, :, None], hits / np.maximum(support, 1)[:, :, None], 0)
+    return recall.sum(axis=1) / present.sum(axis=1, keepdims=True)  # (r, m)
+
+
+def mcnemar(correct_a, correct_b) -> dict:
+    """McNemar's exact test on two models' right/wrong answers to the same images: the
+    images only one of them gets right, and the two-sided binomial p-value that the two
+    are equally often the one."""
+    correct_a, correct_b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    a_only, b_only = int((correct_a & ~correct_b).sum()), int((~correct_a & correct_b).sum())
+    p_value = 1.0 if a_only + b_only == 0 else binomtest(a_only, a_only + b_only, 0.5).pvalue
+    return {"a_only_correct": a_only, "b_only_correct": b_only, "mcnemar_p": float(p_value)}
+
+
+def verdict(low: float, high: float, difference: float, seed_spread: float = SEED_SPREAD) -> str:
+    """What a paired difference says: not resolved (its interval holds 0), resolved but
+    within what retraining one model with another seed moves, or beyond that too."""
+    if low <= 0 <= high:
+        return "not resolved"
+    return "resolved, within seed spread" if abs(difference) < seed_spread else "resolved"
+
+
+def paired_differences(y_true, probs: dict, *, n_resamples: int = 1000,
+                       confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """For every pair of models (a, b): balanced accuracy of a minus b on the same images,
+    with a percentile bootstrap interval that resamples the images once for both, and
+    McNemar's test on their accuracy. One row per pair, in the order the models come."""
+    y_true, probs = checked(y_true, probs)
+    names = list(probs)
+    predictions = np.stack([probs[name].argmax(axis=1) for name in names], axis=1)
+    observed = _balanced_accuracies(y_true, predictions, np.ones((1, len(y_true))))[0]
+    resampled = _balanced_accuracies(
+        y_true, predictions, _resample_counts(len(y_true), n_resamples, seed))
+    tail = (1 - confidence) / 2 * 100
+    rows = []
+    for i, j in combinations(range(len(names)), 2):
+        difference = float(observed[i] - observed[j])
+        low, high = np.percentile(resampled[:, i] - resampled[:, j], [tail, 100 - tail])
+        rows.append({
+            "model_a": names[i], "model_b": names[j], "difference": difference,
+            "low": float(low), "high": float(high), "verdict": verdict(low, high, difference),
+            **mcnemar(predictions[:, i] == y_true, predictions[:, j] == y_true),
+        })
+    return pd.DataFrame(rows, columns=["model_a", "model_b", "difference", "low", "high",
+                                       "verdict", "a_only_correct", "b_only_correct",
+                                       "mcnemar_p"])
+
+
+def balanced_accuracy_intervals(y_true, probs: dict, *, n_resamples: int = 1000,
+                                confidence: float = 0.95, seed: int = 0) -> pd.DataFrame:
+    """Each model's balanced accuracy with its percentile bootstrap interval (columns
+    value, low, high; one row per model)."""
+    y_true, probs = checked(y_true, probs)
+    predictions = np.stack([p.argmax(axis=1) for p in probs.values()], axis=1)
+    observed = _balanced_accuracies(y_true, predictions, np.ones((1, len(y_true))))[0]
+    resampled = _balanced_accuracies(
+        y_true, predictions, _resample_counts(len(y_true), n_resamples, seed))
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(resampled, [tail, 100 - tail], axis=0)
+    return pd.DataFrame({"value": observed, "low": low, "high": high}, index=list(probs))
+
+
+def difference_matrix(pairs: pd.DataFrame, names: list[str]) -> pd.DataFrame:
+    """The paired table as a square matrix of row model minus column model."""
+    matrix = pd.DataFrame(np.nan, index=names, columns=names)
+    for row in pairs.itertuples():
+        matrix.loc[row.model_a, row.model_b] = row.difference
+        matrix.loc[row.model_b, row.model_a] = -row.difference
+    return matrix
+
+
+def agreement(y_true, probs: dict) -> tuple[pd.DataFrame, dict]:
+    """Cohen's kappa between the top classes of every pair of models (a square matrix),
+    and the accuracy of the models' shared answer on the images where all agree against
+    each model's accuracy where they do not, with how many images each is."""
+    y_true, probs = checked(y_true, probs)
+    names = list(probs)
+    predictions = {name: p.argmax(axis=1) for name, p in probs.items()}
+    kappa = pd.DataFrame(1.0, index=names, columns=names)
+    for a, b in combinations(names, 2):
+        kappa.loc[a, b] = kappa.loc[b, a] = cohen_kappa_score(predictions[a], predictions[b])
+    stacked = np.stack(list(predictions.values()), axis=1)
+    agree = (stacked == stacked[:, :1]).all(axis=1)
+    correct = stacked == y_true[:, None]
+    split = {
+        "all_agree": {"n": int(agree.sum()), "accuracy": proportion(correct[agree, 0])},
+        "disagree": {"n": int((~agree).sum()), "accuracy_by_model": {
+            name: proportion(correct[~agree, i]) for i, name in enumerate(names)}},
+    }
+    return kappa, split
+
+
+def proportion(successes) -> dict | None:
+    """The share of True in a boolean array with its 95% Wilson interval (the counts may
+    be small); None for an empty array."""
+    successes = np.asarray(successes, bool)
+    if not successes.size:
+        return None
+    interval = binomtest(int(successes.sum()), successes.size).proportion_ci(method="wilson")
+    return {"value": float(successes.mean()), "low": float(interval.low),
+            "high": float(interval.high)}
+
+
+def pareto_front(cost, quality) -> np.ndarray:
+    """Which points no other point beats: none costs as little or less and scores as
+    much or more, with one of the two strictly better."""
+    cost, quality = np.asarray(cost, float), np.asarray(quality, float)
+    dominated = ((cost[None, :] <= cost[:, None]) & (quality[None, :] >= quality[:, None])
+                 & ((cost[None, :] < cost[:, None]) | (quality[None, :] > quality[:, None])))
+    return ~dominated.any(axis=1)
+
+
+def comparison_report(y_true, probs: dict, classes: list[str], *, n_resamples: int = 1000,
+                      seed: int = 0) -> dict:
+    """The comparator's tables: images per class, per-class recall (a DataFrame), the
+    paired differences (a DataFrame) and the seed spread to read them against."""
+    return {"n": int(len(y_true)), "support": class_support(y_true, classes),
+            "per_class_recall": per_class_recall(y_true, probs, classes),
+            "paired_differences": paired_differences(y_true, probs, n_resamples=n_resamples,
+                                                     seed=seed),
+            "seed_spread": SEED_SPREAD}
+
+
+def report_as_json(report: dict) -> dict:
+    """The report with its tables as plain dicts and lists (NaN recall as null)."""
+    return {**report,
+            "per_class_recall": json.loads(report["per_class_recall"].to_json(orient="index")),
+            "paired_differences": report["paired_differences"].to_dict(orient="records")}
+
+
+def format_report(report: dict) -> str:
+    """The report as text: a recall table, then one line per pair of models."""
+    recall, pairs = report["per_class_recall"], report["paired_differences"]
+    lines = [f"per-class recall ({report['n']} images; images per class in brackets):"]
+    table = recall.rename(columns={c: f"{c} ({n})" for c, n in report["support"].items()})
+    lines.append(table.to_string(float_format=lambda v: f"{v:.3f}", na_rep="n/a"))
+    lines.append("\nbalanced accuracy, a minus b on the same images (95% paired bootstrap); "
+                 "McNemar's p on accuracy:")
+    for row in pairs.itertuples():
+        lines.append(f"  {row.model_a} - {row.model_b}: {row.difference:+.3f} "
+                     f"[{row.low:+.3f}, {row.high:+.3f}], McNemar p {row.mcnemar_p:.3g}: "
+                     f"{row.verdict}")
+    lines.append(f"  (one model retrained with another seed moved by up to "
+                 f"{report['seed_spread']:.3f}: docs/training-log.md)")
+    return "\n".join(lines)
