@@ -27,7 +27,9 @@ if image is not None:
     members = [p for p in (predictor(card) for card in found.cards.values()) if p is not None]
     results = [m.predict(image) for m in members]
     same_classes = [m for m in members if m.name in found.ensemble_members()]
-    combined = ensemble(same_classes, image, record=found.ensemble_record) \
+    combined = ensemble(same_classes, image, record=found.ensemble_record,
+                        member_predictions=[r for m, r in zip(members, results)
+                                            if m in same_classes]) \
         if len(same_classes) > 1 else None
     if combined is not None:
         st.subheader("Ensemble (mean of calibrated probabilities)")

@@ -5,6 +5,7 @@
     python -m skin predict IMAGE... [--model NAME|all|ensemble] [--tta] [--json]
     python -m skin evaluate --images DIR --labels CSV [--model NAME|all|ensemble] [--json]
         [--compare [--out DIR]]
+    python -m skin results [--update README.md]
 
 Errors exit 2 with one line; progress goes to stderr; --json puts one JSON object on
 stdout. With --model all or ensemble, a model that cannot be loaded is left out with a
@@ -132,11 +133,14 @@ def cmd_predict(args, registry):
     in_ensemble = [m for m in members if m.name in registry.ensemble_members()]
     results = {}
     for path, image in images.items():
-        results[path] = [] if args.model == "ensemble" else \
-            [p.predict(image, args.top_k, args.tta).to_dict() for p in members]
+        own = {} if args.model == "ensemble" else \
+            {p.name: p.predict(image, args.top_k, args.tta) for p in members}
+        results[path] = [prediction.to_dict() for prediction in own.values()]
         if args.model == "ensemble" or (args.model == "all" and len(in_ensemble) > 1):
-            results[path].append(ensemble(in_ensemble, image, args.top_k, args.tta,
-                                          registry.ensemble_record).to_dict())
+            results[path].append(ensemble(
+                in_ensemble, image, args.top_k, args.tta, registry.ensemble_record,
+                member_predictions=[own[m.name] for m in in_ensemble] if own else None,
+            ).to_dict())
     status = 2 if errors else (1 if unavailable else 0)
     if args.json:
         print(json.dumps({"predictions": results, "errors": errors,
@@ -364,6 +368,10 @@ def parse_args(argv=None):
                     "paired differences of every pair of models (with McNemar's test)")
     ev.add_argument("--out", help="with --compare: write predictions.csv (per-image "
                     "probabilities), per_class_recall.csv and paired_differences.csv here")
+    results = sub.add_parser("results", help="the test figures of the registered models, "
+                             "from their cards, as a Markdown table")
+    results.add_argument("--update", nargs="+", default=[], metavar="FILE",
+                         help="rewrite the table between its markers in these files")
     args = p.parse_args(argv)
     if args.command == "evaluate" and args.compare and args.bootstrap < 1:
         p.error("--compare needs --bootstrap of 1 or more (its paired intervals)")
@@ -372,8 +380,22 @@ def parse_args(argv=None):
     return args
 
 
+def cmd_results(args, registry):
+    from skin.results import ResultsError, results_table, update
+    try:
+        table = results_table(registry)
+        for path in args.update:
+            print(f"{path}: {'updated' if update(path, table) else 'already current'}",
+                  file=sys.stderr)
+    except (ResultsError, OSError) as e:
+        raise UsageError(str(e)) from None
+    if not args.update:
+        print(table)
+    return 0
+
+
 COMMANDS = {"models": cmd_models, "fetch": cmd_fetch, "predict": cmd_predict,
-            "evaluate": cmd_evaluate}
+            "evaluate": cmd_evaluate, "results": cmd_results}
 
 
 def main(argv=None) -> int:

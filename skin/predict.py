@@ -258,18 +258,28 @@ def ensemble_guard_score(scores, guards):
 
 
 def ensemble(predictors, image: np.ndarray, top_k: int = 3, tta: bool = False,
-             record: dict | None = None) -> Prediction:
+             record: dict | None = None, member_predictions=None) -> Prediction:
     """Mean of the members' calibrated probabilities and guard scores; they must share
     one class list. `record` (the registry's ensemble record) gives the referral rule and
     guard chosen on validation for exactly these members; without it, or for other
-    members, the ensemble makes no referral decision."""
+    members, the ensemble makes no referral decision. `member_predictions`, the members'
+    own Predictions of this image (with the same tta), are combined instead of running
+    the members again."""
     classes = predictors[0].classes
     if any(p.classes != classes for p in predictors):
         raise ValueError("an ensemble needs models with the same classes in the same order")
-    started = time.perf_counter()
-    outputs = [p.scores(image, tta) for p in predictors]
+    if member_predictions is None:
+        started = time.perf_counter()
+        outputs = [p.scores(image, tta) for p in predictors]
+        latency = (time.perf_counter() - started) * 1000
+    else:
+        if [m.model for m in member_predictions] != [p.name for p in predictors] or \
+                any(m.tta != tta for m in member_predictions):
+            raise ValueError("member_predictions must be the members' own, in their order")
+        outputs = [(np.array([m.probabilities[c] for c in classes]), m.ood_score)
+                   for m in member_predictions]
+        latency = sum(m.latency_ms for m in member_predictions)
     probs = ensemble_probabilities([probs for probs, _ in outputs])
-    latency = (time.perf_counter() - started) * 1000
     names = [p.name for p in predictors]
     record = ensemble_record_for(record, names) or {}
     score = ensemble_guard_score([score for _, score in outputs],

@@ -154,6 +154,23 @@ def test_ensemble_is_the_mean_of_calibrated_members(predictors, red_image):
     assert result.model.startswith("ensemble(")
 
 
+@pytest.mark.parametrize("tta", [False, True])
+def test_the_ensemble_of_the_members_own_predictions_is_the_same(predictors, red_image, tta):
+    own = [p.predict(red_image, tta=tta) for p in predictors]
+    combined = ensemble(predictors, red_image, tta=tta, member_predictions=own).to_dict()
+    direct = ensemble(predictors, red_image, tta=tta).to_dict()
+    assert combined["latency_ms"] == pytest.approx(sum(p.latency_ms for p in own))
+    for key in ("latency_ms", "probabilities", "top_k", "entropy", "margin", "confidence",
+                "malignant_probability", "ood_score"):
+        combined.pop(key), direct.pop(key)
+    assert combined == direct
+    np.testing.assert_allclose(
+        list(ensemble(predictors, red_image, tta=tta, member_predictions=own).probabilities.values()),
+        list(ensemble(predictors, red_image, tta=tta).probabilities.values()), atol=1e-6)
+    with pytest.raises(ValueError, match="the members' own"):
+        ensemble(predictors, red_image, tta=not tta, member_predictions=own)
+
+
 def test_uncertain_flag_follows_the_thresholds():
     thresholds = {"min_confidence": 0.5, "min_margin": 0.2}
 
