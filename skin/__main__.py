@@ -5,6 +5,7 @@
     python -m skin predict IMAGE... [--model NAME|all|ensemble] [--tta] [--json]
     python -m skin evaluate --images DIR --labels CSV [--model NAME|all|ensemble] [--json]
         [--compare [--out DIR]]
+    python -m skin export --model NAME [--format tflite|onnx] [--out DIR] [--float16]
     python -m skin results [--update README.md]
 
 Errors exit 2 with one line; progress goes to stderr; --json puts one JSON object on
@@ -368,6 +369,13 @@ def parse_args(argv=None):
                     "paired differences of every pair of models (with McNemar's test)")
     ev.add_argument("--out", help="with --compare: write predictions.csv (per-image "
                     "probabilities), per_class_recall.csv and paired_differences.csv here")
+    exp = sub.add_parser("export", help="write a model as TensorFlow Lite or ONNX, with "
+                         "its card")
+    exp.add_argument("--model", required=True, help="the model's name")
+    exp.add_argument("--format", choices=("tflite", "onnx"), default="tflite")
+    exp.add_argument("--out", default="exported", help="folder to write into (default: exported)")
+    exp.add_argument("--float16", action="store_true",
+                     help="TensorFlow Lite: store the weights as float16 (half the file)")
     results = sub.add_parser("results", help="the test figures of the registered models, "
                              "from their cards, as a Markdown table")
     results.add_argument("--update", nargs="+", default=[], metavar="FILE",
@@ -378,6 +386,17 @@ def parse_args(argv=None):
     if args.command == "evaluate" and args.out and not args.compare:
         p.error("--out needs --compare")
     return args
+
+
+def cmd_export(args, registry):
+    from skin.export import ExportError, export
+    card = registry.get(args.model)
+    try:
+        path = export(card, load_model(card), args.out, args.format, float16=args.float16)
+    except ExportError as e:
+        raise UsageError(str(e)) from None
+    print(f"{path} ({path.stat().st_size / 2**20:.1f} MiB) and its card {path}.json")
+    return 0
 
 
 def cmd_results(args, registry):
@@ -395,7 +414,7 @@ def cmd_results(args, registry):
 
 
 COMMANDS = {"models": cmd_models, "fetch": cmd_fetch, "predict": cmd_predict,
-            "evaluate": cmd_evaluate, "results": cmd_results}
+            "evaluate": cmd_evaluate, "export": cmd_export, "results": cmd_results}
 
 
 def main(argv=None) -> int:
