@@ -6,10 +6,13 @@ external melanoma-and-naevus set would count them, the share of melanomas referr
 of naevi not referred, all with 95% bootstrap intervals. Markdown; one row per card, and
 one for the ensemble of a folder of cards with `--ensemble DIR` (its ensemble.json).
 
-    python benchmarks/held_out_source.py [CARD ...] [--ensemble DIR] [--data DIR]
+    python benchmarks/held_out_source.py [CARD ...] [--ensemble DIR] [--data DIR] [--tta]
 
 Compare a card trained with `python -m train --test-source rosendahl` with the same
 recipe on the mixed split to see how far the mixed split's figures overstate a new clinic.
+Models scored on the same test images (cards of one split, and each card with and
+without --tta's 8 views) are then compared in pairs (skin.comparison: paired bootstrap of
+balanced accuracy, McNemar's test), as levers on one recipe must be.
 """
 
 import argparse
@@ -21,6 +24,7 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from skin.cards import read_card  # noqa: E402
+from skin.comparison import comparison_report, format_report  # noqa: E402
 from skin.decision import malignant_probability, referral_rates  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import bootstrap_statistic  # noqa: E402
@@ -61,6 +65,8 @@ def main() -> None:
     p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
                                          / "data" / "ham10000"))
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--tta", action="store_true",
+                   help="also score each model with test-time augmentation (8 views)")
     args = p.parse_args()
 
     table = load_dataset(args.data).table
@@ -70,20 +76,24 @@ def main() -> None:
           "referral sensitivity | referral specificity | melanomas referred | "
           "naevi not referred |")
     print("|---|---|---|---|---|---|---|---|---|")
-    rows = [([read_card(path)], None) for path in args.cards]
+    rows = [([read_card(path)], None, tta) for path in args.cards
+            for tta in ((False, True) if args.tta else (False,))]
     if args.ensemble:
         registry = Registry.discover([Path(args.ensemble)])
         members = [registry.cards[name] for name in registry.ensemble_members()]
-        rows.append((members, registry.ensemble_record))
-    for cards, record in rows:
+        rows.append((members, registry.ensemble_record, False))
+    on_same_images = {}  # (split fingerprint, source) -> {row name: probabilities}
+    for cards, record, tta in rows:
         card = cards[0]
         training = card["training"]
         source = training["config"].get("test_source")
         test = remade_split_rows(table, training["seed"], training["split_fingerprint"],
                                  "test", test_source=source)
         images = [read_image(p) for p in test["path"]]
-        probs = ensemble_probabilities([Predictor(c, load_model(c)).batch_probabilities(images)
-                                        for c in cards])
+        predictors = [Predictor(c, load_model(c)) for c in cards]
+        probs = ensemble_probabilities([
+            np.stack([p.probabilities(image, tta=True) for image in images]) if tta
+            else p.batch_probabilities(images) for p in predictors])
         referral = (record or card)["referral"]
         labels = np.array([card["classes"].index(label) for label in test["label"]])
         observed = figures(labels, probs, card["classes"], referral)
@@ -92,9 +102,20 @@ def main() -> None:
             n_resamples=args.bootstrap)
         n_malignant = int(np.isin(test["label"], referral["malignant_classes"]).sum())
         split = f"source {source} (unseen)" if source else "mixed, lesion-grouped"
-        name = f"ensemble (mean of {len(cards)})" if record else card["name"]
+        name = (f"ensemble (mean of {len(cards)})" if record else card["name"]) \
+            + (" +TTA" if tta else "")
         print(f"| {name} | {split} | {len(labels)} ({n_malignant}) | "
               + " | ".join(cell(observed[c], intervals[c]) for c in columns) + " |")
+        group = on_same_images.setdefault((training["split_fingerprint"], source),
+                                          {"labels": labels, "classes": card["classes"],
+                                           "probs": {}})
+        group["probs"][name] = probs
+    for (_, source), group in on_same_images.items():
+        if len(group["probs"]) > 1:
+            report = comparison_report(group["labels"], group["probs"], group["classes"],
+                                       n_resamples=args.bootstrap)
+            print(f"\nOn the same test images ({source or 'mixed split'}):\n```\n"
+                  + format_report(report) + "\n```")
 
 if __name__ == "__main__":
     main()
