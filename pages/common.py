@@ -24,6 +24,9 @@ UPLOAD_TYPES = [suffix.lstrip(".") for suffix in
                 IMAGE_SUFFIXES + (HEIF_SUFFIXES if HEIF_SUPPORTED else ())]
 DEFAULT_SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000" / "images"
 PAGE_LOAD_ERRORS = (*LOAD_ERRORS, OSError)
+# A lesion photo is a few MB at most; the limit also bounds decompression work. (The
+# server's own limit, .streamlit/config.toml, is the labelled zip's: skin.labels.MAX_ZIP_MB.)
+IMAGE_UPLOAD_MB = 10
 
 
 def disclaimer() -> None:
@@ -158,7 +161,7 @@ def image_input(key: str):
     upload_tab, camera_tab, sample_tab = st.tabs(["Upload", "Camera", "Samples"])
     with upload_tab:
         upload = st.file_uploader("Dermoscopic image of one lesion", type=UPLOAD_TYPES,
-                                  key=f"{key}-upload")
+                                  key=f"{key}-upload", max_upload_size=IMAGE_UPLOAD_MB)
     with camera_tab:
         photo = st.camera_input("Take a photo of the lesion", key=f"{key}-camera")
     with sample_tab:

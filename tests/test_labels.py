@@ -69,3 +69,12 @@ def test_a_zip_that_unpacks_to_too_much_is_refused_before_reading(monkeypatch):
     data = zipped({"a.jpg": b"\0" * 2000, "l.csv": "image,label\na,nv\n"})
     with pytest.raises(LabelsError, match="unpacks to more than"):
         open_labelled_zip(data, CODES)
+
+
+def test_the_server_accepts_a_zip_as_large_as_the_page_says():
+    import tomllib
+
+    from skin.labels import MAX_ZIP_MB
+    from tests.conftest import ROOT
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["maxUploadSize"] == MAX_ZIP_MB
