@@ -11,14 +11,15 @@ from pages import charts, comparator
 from pages.common import disclaimer, no_models_message, predictor, registry
 from skin.labels import MAX_IMAGES, MAX_ZIP_MB, LabelsError, open_labelled_zip
 from skin.registry import ensemble_record_for
-from skin.scores import SHIPPED_TEST_SCORES, Scores, ScoresError, score_images
+from skin.scores import ENSEMBLE, SHIPPED_TEST_SCORES, Scores, ScoresError, score_images
 
 SHIPPED, OWN = "HAM10000 test split (shipped)", "Your own labelled images (zip)"
 
 
 @st.cache_data(show_spinner=False)
 def shipped_scores(modified: float) -> Scores | None:
-    """The shipped models' probabilities on the test split (benchmarks/comparison.py)."""
+    """The shipped models' probabilities on the test split (benchmarks/comparison.py);
+    `modified`, the file's time, makes a rewritten file a new cache entry."""
     return Scores.read(SHIPPED_TEST_SCORES) if SHIPPED_TEST_SCORES.is_file() else None
 
 
@@ -44,7 +45,7 @@ def shipped(found) -> Scores | None:
                    "split was scored (run `python benchmarks/comparison.py --write-scores "
                    "assets/comparison/test-split.csv` again).")
         if any(name in stale for name in scored.ensemble_members):
-            scored.probs.pop("ensemble", None)
+            scored.probs.pop(ENSEMBLE, None)
         for name in stale:
             scored.probs.pop(name, None)
     return scored if scored.probs else None

@@ -45,7 +45,8 @@ def test_outputs_card_weights_and_split(trained):
     weights = out / card["source"]["file"]
     assert card["source"]["sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert card["classes"] == ["akiec", "bcc", "nv"] and card["init"] == "scratch"
-    assert card["input_size"] == 32 and card["preprocessing"] == {"resize": "center_crop", "mode": "tf"}
+    assert card["input_size"] == 32 and card["preprocessing"] == {
+        "resize": "center_crop", "mode": "tf", "colour_constancy": "none"}
     split = pd.read_csv(out / "split.csv")
     assert list(split.columns) == ["image_id", "split"]
     assert set(split["split"]) == {"train", "val", "test"}
