@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from serving import random_cards  # noqa: E402
 from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, memory_mib, streamlit_app  # noqa: E402
+from tests.test_load import compare_round_trip  # noqa: E402
 
 
 def main():
@@ -39,6 +40,7 @@ def main():
             random_cards(models, args.img_size)
         image = scratch / "lesion.jpg"
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (150, 200, 3)).astype(np.uint8)).save(image)
+        n = len(list(models.glob("*.json"))) + len(list((ROOT / "assets" / "models").glob("*.json")))
         with streamlit_app(str(models)) as url:
             idle = memory_mib(url.server_pid)
             with sync_playwright() as p:
@@ -47,12 +49,10 @@ def main():
                 page.goto(f"{url}/compare")
                 page.get_by_text("Held-out test metrics").wait_for(timeout=120_000)
                 started = time.monotonic()
-                page.locator('input[type="file"]').first.set_input_files(str(image))
-                page.get_by_text("Agreement:").wait_for(timeout=300_000)
+                compare_round_trip(page, image, maps=n)
                 first = time.monotonic() - started
                 browser.close()
             loaded = memory_mib(url.server_pid)
-        n = len(list(models.glob("*.json"))) + len(list((ROOT / "assets" / "models").glob("*.json")))
         print(f"server idle: RSS {idle['VmRSS']:.0f} MiB; after Compare with {n} models loaded: "
               f"RSS {loaded['VmRSS']:.0f} MiB, peak (VmHWM) {loaded['VmHWM']:.0f} MiB; "
               f"first Compare (cold loads included) {first:.0f} s")

@@ -69,5 +69,6 @@ with left:
         else members[0].name
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.45, 0.05)
     member = next(m for m in members if m.name == explained)
-    show_gradcam(member, image, result.label, opacity=opacity,
+    heatmap, pixels = member.gradcam(image, result.label)
+    show_gradcam(member, heatmap, pixels, opacity=opacity,
                  caption=f"Grad-CAM for {result.label} ({member.name}, {member.size} px input)")

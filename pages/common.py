@@ -67,7 +67,25 @@ def _secret(key, default):
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _cached_predictor(name: str, card_digest: str, _card: dict):
     from skin.predict import Predictor
-    return Predictor(_card, load_model(_card)).warm_up()
+    keep_compiled_models_warm()
+    # Only the graph the pages call first: TTA traces on its first use (a second or two).
+    return Predictor(_card, load_model(_card)).warm_up(single=False, tta=False, explain=True)
+
+
+def keep_compiled_models_warm() -> None:
+    """Streamlit calls keras.backend.clear_session() after every script run, to free the
+    models a script built. With TensorFlow that also empties the kernel cache, so the next
+    run re-creates every kernel of every cached model: 3.8 s for five models' predictions
+    and 3.2 s for their Grad-CAMs on 2 cores, instead of 0.1 s each
+    (benchmarks/compare_page.py). This app builds models only inside st.cache_resource,
+    which keeps them for the server's life: there is nothing for that call to free."""
+    import keras
+
+    keras.backend.clear_session = _keep_session
+
+
+def _keep_session(free_memory: bool = True) -> None:
+    """keras.backend.clear_session, as the app's server needs it: a no-op."""
 
 
 def predictor(card: dict):
@@ -122,11 +140,10 @@ def show_decision(result, referral: dict | None) -> None:
                f"to refer {referral['target_sensitivity']:.0%} of the malignant ones.{on_test}")
 
 
-def show_gradcam(member, image, class_code: str, caption: str, opacity: float = 0.45) -> None:
-    """The member's Grad-CAM for one class over its input image, with the layer and grid
-    it was computed on. A 1x1 map has nothing to localise: show the input and say so
-    instead of a uniform colour that would read as "the whole image matters"."""
-    heatmap, pixels = member.gradcam(image, class_code)
+def show_gradcam(member, heatmap, pixels, caption: str, opacity: float = 0.45) -> None:
+    """A member's Grad-CAM map over its input image, with the layer and grid it was
+    computed on. A 1x1 map has nothing to localise: show the input and say so instead of
+    a uniform colour that would read as "the whole image matters"."""
     grid = f"{heatmap.shape[0]}x{heatmap.shape[1]}"
     if heatmap.size > 1:
         st.image(overlay(pixels, heatmap, opacity), width="stretch",

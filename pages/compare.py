@@ -25,7 +25,8 @@ image, image_name = image_input("compare")
 latency = {}
 if image is not None:
     members = [p for p in (predictor(card) for card in found.cards.values()) if p is not None]
-    results = [m.predict(image) for m in members]
+    explained = [m.explain(image) for m in members]  # each prediction with its map
+    results = [e.prediction for e in explained]
     same_classes = [m for m in members if m.name in found.ensemble_members()]
     combined = ensemble(same_classes, image, record=found.ensemble_record,
                         member_predictions=[r for m, r in zip(members, results)
@@ -45,8 +46,9 @@ if image is not None:
     disclaimer()
     per_row = 3
     for start in range(0, len(members), per_row):
-        for column, member, result in zip(st.columns(per_row), members[start:start + per_row],
-                                          results[start:start + per_row]):
+        for column, member, (result, heatmap, pixels) in zip(
+                st.columns(per_row), members[start:start + per_row],
+                explained[start:start + per_row]):
             with column:
                 st.markdown(f"**{member.name}**")
                 decision_box(result)(
@@ -58,14 +60,16 @@ if image is not None:
                          f"{result.confidence:.0%}{verdict}")
                 st.plotly_chart(charts.probability_bars(result.probabilities, 3, height=180),
                                 width="stretch", key=f"bars-{member.name}")
-                show_gradcam(member, image, result.label,
-                             caption=f"Grad-CAM, {result.latency_ms:.0f} ms")
+                show_gradcam(member, heatmap, pixels,
+                             caption=f"Grad-CAM for {result.label}; prediction and map "
+                                     f"{result.latency_ms:.0f} ms")
                 latency[member.name] = result.latency_ms
     if results:
         votes = Counter(r.label for r in results)
         label, count = votes.most_common(1)[0]
         st.info(f"Ranked first: {count} of {len(results)} models rank {full_name(label)} "
                 f"({label}) first.")
+        st.caption(f"Compared: {image_name}")
 
 st.header("Held-out test metrics")
 table = metrics_table(found.cards)

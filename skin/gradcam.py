@@ -28,25 +28,47 @@ def gradcam_layer(model: keras.Model, backbone: str) -> str:
 
 
 class GradCam:
-    """Grad-CAM heatmaps of one classifier built by skin.backbones.build_classifier."""
+    """Grad-CAM maps of one classifier built by skin.backbones.build_classifier, computed
+    in the same graph as its prediction."""
 
     def __init__(self, model: keras.Model, backbone: str):
         self.layer = gradcam_layer(model, backbone)
         head = model.get_layer("predictions")
-        logits = keras.ops.matmul(model.get_layer("head_pool").output, head.kernel) + head.bias
-        self.network = keras.Model(model.inputs, [model.get_layer(self.layer).output, logits])
+        pooled = model.get_layer("head_pool").output
+        logits = keras.ops.matmul(pooled, head.kernel) + head.bias
+        self.network = keras.Model(model.inputs, [model.get_layer(self.layer).output, logits,
+                                                  model.output, pooled])
 
-    def heatmap(self, model_input, class_index: int) -> np.ndarray:
-        """A (h, w) map in [0, 1] over the chosen layer's grid, for one preprocessed
-        image batch (1, size, size, 3)."""
+    def explain(self, model_input, class_index):
+        """(probabilities, pooled features, raw map over the layer's grid) of one
+        preprocessed image batch (1, size, size, 3); a negative class_index explains the
+        most probable class. Tensors in and out, so that it compiles into a caller's graph:
+        eager, the gradient tape costs 0.1 to 1 s per map (benchmarks/compare_page.py)."""
         with tf.GradientTape() as tape:
-            conv, logits = self.network(model_input, training=False)
-            logit = logits[:, class_index]
+            conv, logits, probs, features = self.network(model_input, training=False)
+            index = tf.where(class_index < 0, tf.argmax(logits[0], output_type=tf.int32),
+                             class_index)
+            logit = tf.gather(logits[0], index)
         grads = tape.gradient(logit, conv)[0]
         weights = tf.reduce_mean(grads, axis=(0, 1))
-        cam = tf.nn.relu(tf.reduce_sum(conv[0] * weights, axis=-1)).numpy()
-        top = cam.max()
-        return cam / top if top > 0 else cam
+        return probs, features, tf.nn.relu(tf.reduce_sum(conv[0] * weights, axis=-1))
+
+    def heatmap(self, model_input, class_index: int) -> np.ndarray:
+        """A (h, w) map in [0, 1] for one preprocessed image batch (1, size, size, 3)."""
+        return normalised(self._compiled(tf.convert_to_tensor(model_input, tf.float32),
+                                         tf.constant(class_index, tf.int32))[2])
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3], tf.float32),
+                                  tf.TensorSpec([], tf.int32)])
+    def _compiled(self, model_input, class_index):
+        return self.explain(model_input, class_index)
+
+
+def normalised(cam) -> np.ndarray:
+    """A raw Grad-CAM map scaled to [0, 1] (all zeros stays all zeros)."""
+    cam = np.asarray(cam)
+    top = cam.max()
+    return cam / top if top > 0 else cam
 
 
 def colourise(heatmap: np.ndarray) -> np.ndarray:

@@ -6,6 +6,7 @@ ensemble of several models.
 
 import time
 from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -16,7 +17,7 @@ from skin.classes import MALIGNANT, full_name
 from skin.decision import (
     decide, is_flagged, malignant_probability, standardised, usable_referral,
 )
-from skin.gradcam import GradCam
+from skin.gradcam import GradCam, normalised
 from skin.preprocessing import center_crop_resize, model_input
 from skin.registry import ensemble_record_for, load_guard
 
@@ -127,6 +128,14 @@ def tta_views(batch):
     return tf.concat(views, axis=0)
 
 
+class Explained(NamedTuple):
+    """A prediction with its Grad-CAM map (in [0, 1], over the explained layer's grid) and
+    the model's input image (size x size x 3 uint8) the map lies over."""
+    prediction: Prediction
+    heatmap: np.ndarray
+    pixels: np.ndarray
+
+
 class Predictor:
     """One model ready to predict: call `predict(rgb_array)`.
 
@@ -152,16 +161,22 @@ class Predictor:
         self._tta = tf.function(lambda x: self._forward(tta_views(self.prepare(x))),
                                 input_signature=[image])
         self._batch = tf.function(self._forward, input_signature=[batch])
+        self._explain = tf.function(self._explained, input_signature=[
+            image, tf.TensorSpec([], tf.int32)])
         self._gradcam = None  # built on first use
 
-    def warm_up(self, tta: bool = True) -> "Predictor":
-        """Trace the single-image graph, and the TTA graph unless tta=False, now (a second
-        or more per model), so that the first latency a user sees is a prediction's, not
-        TensorFlow's tracing."""
+    def warm_up(self, single: bool = True, tta: bool = True, explain: bool = False) -> "Predictor":
+        """Trace the chosen graphs now (a second or more each per model), so that the
+        first latency a user sees is a prediction's, not TensorFlow's tracing: the
+        single-image prediction, its TTA version, and the prediction with its Grad-CAM
+        (`explain`, which is all the app's Compare page runs)."""
         blank = np.zeros((self.size, self.size, 3), np.uint8)
-        self._single(blank)
+        if single:
+            self._single(blank)
         if tta:
             self._tta(blank)
+        if explain:
+            self.explain(blank)
         return self
 
     def _forward(self, pixels):
@@ -214,7 +229,7 @@ class Predictor:
 
     @property
     def _cam(self) -> GradCam:
-        if self._gradcam is None:  # built on first use
+        if self._gradcam is None:  # built on first use, outside any graph being traced
             self._gradcam = GradCam(self.model, self.backbone)
         return self._gradcam
 
@@ -223,13 +238,32 @@ class Predictor:
         """The layer Grad-CAM explains (skin.gradcam.gradcam_layer)."""
         return self._cam.layer
 
+    def _explained(self, image, class_index):
+        pixels = self.prepare(image)
+        probs, features, cam = self._cam.explain(self.model_input(pixels), class_index)
+        return probs, features, cam, pixels[0]
+
+    def explain(self, image: np.ndarray, class_code: str | None = None,
+                top_k: int = 3) -> Explained:
+        """The prediction and the Grad-CAM map of one image in one graph call: the map is
+        the given class's, or the most probable one's."""
+        self._cam  # noqa: B018  (builds the map's Keras network now, not inside the trace)
+        started = time.perf_counter()
+        index = self.classes.index(class_code) if class_code else -1
+        probs, features, cam, pixels = self._explain(image, tf.constant(index, tf.int32))
+        guard_scores = self.guard_scores(features.numpy())
+        latency = (time.perf_counter() - started) * 1000
+        prediction = summarise(
+            self.name, self.classes, calibrate(probs.numpy(), self.temperature)[0],
+            None if guard_scores is None else float(guard_scores[0]), self.rules, top_k,
+            latency, False)
+        return Explained(prediction, normalised(cam.numpy()), pixels.numpy())
+
     def gradcam(self, image: np.ndarray, class_code: str | None = None):
         """(heatmap over the Grad-CAM layer's grid, the model's input image as uint8) for
         the given class, or the predicted one."""
-        pixels = self.prepare(image)
-        index = (self.classes.index(class_code) if class_code
-                 else int(np.argmax(self._batch(pixels)[0].numpy()[0])))
-        return self._cam.heatmap(self.model_input(pixels), index), pixels[0].numpy()
+        explained = self.explain(image, class_code)
+        return explained.heatmap, explained.pixels
 
     def predict(self, image: np.ndarray, top_k: int = 3, tta: bool = False) -> Prediction:
         started = time.perf_counter()
