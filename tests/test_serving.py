@@ -213,6 +213,37 @@ def test_predictor_gradcam_for_the_predicted_and_a_named_class(predictors, red_i
     assert named.shape == heatmap.shape
 
 
+def test_explain_is_the_prediction_and_the_map_of_one_graph_call(predictors, red_image):
+    """The Compare page's one call per model: the same probabilities, guard score and
+    decision as predict, and the same map as Grad-CAM computed eagerly here."""
+    import tensorflow as tf
+
+    from skin.preprocessing import center_crop_resize
+
+    def eager_gradcam(predictor, pixels, index):
+        with tf.GradientTape() as tape:
+            conv, logits, _, _ = predictor._cam.network(predictor.model_input(pixels))
+            logit = logits[:, index]
+        weights = tf.reduce_mean(tape.gradient(logit, conv)[0], axis=(0, 1))
+        cam = tf.nn.relu(tf.reduce_sum(conv[0] * weights, axis=-1)).numpy()
+        return cam / cam.max() if cam.max() > 0 else cam
+
+    for predictor in predictors:
+        explained = predictor.explain(red_image)
+        alone = predictor.predict(red_image)
+        for code, probability in alone.probabilities.items():
+            assert explained.prediction.probabilities[code] == pytest.approx(probability, abs=1e-5)
+        assert explained.prediction.decision == alone.decision
+        assert explained.prediction.ood_score == pytest.approx(alone.ood_score, abs=1e-4)
+        pixels = center_crop_resize(red_image, predictor.size)[None]
+        for code in (None, "nv"):
+            index = predictor.classes.index(code or alone.label)
+            reference = eager_gradcam(predictor, pixels, index)
+            heatmap = predictor.explain(red_image, code).heatmap
+            np.testing.assert_allclose(heatmap, reference, atol=1e-5)
+        assert np.array_equal(explained.pixels, pixels[0].numpy())
+
+
 @pytest.mark.parametrize("saved_as", ["evil.keras", "evil.h5"])
 def test_code_in_a_model_file_never_runs(tiny_models, tmp_path, saved_as):
     """A whole-model file whose Lambda layer writes a marker file when the model is
