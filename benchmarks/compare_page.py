@@ -33,11 +33,11 @@ def breakdown(n_images: int) -> None:
     import keras
     from PIL import Image
 
-    from pages import charts
+    from ui import charts
     from skin.gradcam import overlay
     from skin.images import read_image
-    from skin.predict import Predictor, ensemble
-    from skin.registry import Registry, load_model
+    from skin.predict import Ensemble, Predictor
+    from skin.registry import Registry
 
     clear_session = keras.backend.clear_session  # before the app's loader replaces it
     found = Registry.discover()
@@ -47,7 +47,7 @@ def breakdown(n_images: int) -> None:
     members = []
     for card in found.cards.values():
         began = time.perf_counter()
-        member = Predictor(card, load_model(card))
+        member = Predictor.from_card(card)
         loaded = time.perf_counter()
         member.warm_up(single=False, tta=False, explain=True)
         explained = time.perf_counter()
@@ -56,6 +56,7 @@ def breakdown(n_images: int) -> None:
               f"{time.perf_counter() - explained:.1f} |")
         members.append(member)
     names = found.ensemble_members()
+    combined = Ensemble([m for m in members if m.name in names], found.ensemble_record)
     steps = {step: [] for step in ("decode", "prediction and map (all models)", "ensemble",
                                    "overlay", "image encoding (PNG)",
                                    "Plotly figures (build + JSON)")}
@@ -72,9 +73,8 @@ def breakdown(n_images: int) -> None:
         explained = timed("prediction and map (all models)",
                           lambda: [m.explain(image) for m in members])
         results = [e.prediction for e in explained]
-        timed("ensemble", lambda: ensemble(
-            [m for m in members if m.name in names], image, record=found.ensemble_record,
-            member_predictions=[r for m, r in zip(members, results) if m.name in names]))
+        timed("ensemble", lambda: combined.predict(
+            image, member_predictions=[r for m, r in zip(members, results) if m.name in names]))
         blended = timed("overlay", lambda: [overlay(e.pixels, e.heatmap) for e in explained])
 
         def encode():

@@ -20,13 +20,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from serving import median_ms  # noqa: E402
-from skin.cards import class_balance  # noqa: E402
+from skin.cards import class_balance, split_identity  # noqa: E402
 from skin.comparison import comparison_report, format_report  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import evaluate, lead_over_best, paired_difference  # noqa: E402
-from skin.predict import Predictor, ensemble  # noqa: E402
+from skin.predict import Ensemble, Predictor  # noqa: E402
 from skin.scores import ENSEMBLE, score_images  # noqa: E402
-from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
+from skin.registry import SHIPPED_MODELS, Registry  # noqa: E402
 from train.data import DatasetError, load_dataset  # noqa: E402
 from train.split import remade_split_rows  # noqa: E402
 
@@ -38,13 +38,13 @@ COLUMNS = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"),
 def shared_split_rows(cards: list[dict], data: Path, side: str = "test"):
     """The rows of one side of the split every card was trained on (one split, or an
     error)."""
-    fingerprints = {c["training"]["split_fingerprint"] for c in cards}
-    seeds = {c["training"]["seed"] for c in cards}
-    if len(fingerprints) != 1 or len(seeds) != 1:
+    splits = {split_identity(c) for c in cards}
+    if len(splits) != 1:
         sys.exit("error: the models were not trained on one split; no fair comparison")
+    seed, fingerprint, test_source = splits.pop()
     try:
-        return remade_split_rows(load_dataset(data).table, seeds.pop(), fingerprints.pop(),
-                                 side)
+        return remade_split_rows(load_dataset(data).table, seed, fingerprint, side,
+                                 test_source=test_source)
     except DatasetError as e:
         sys.exit(f"error: {e}")
 
@@ -77,7 +77,7 @@ def main() -> None:
     registry = Registry.discover([Path(args.models)])
     cards = list(registry.cards.values())
     test = shared_split_rows(cards, Path(args.data))
-    members = [Predictor(card, load_model(card)) for card in cards]
+    members = [Predictor.from_card(card) for card in cards]
     paths = dict(zip(test["image_id"], test["path"]))
     scored, skipped = score_images(
         members, list(paths), test["label"].tolist(), paths.get,
@@ -102,7 +102,7 @@ def main() -> None:
     all_probs = scored.probs
     for card, member in zip(cards, members):
         y = class_indices(member.classes, test["label"])
-        scores = evaluate(y, all_probs[member.name], member.classes, args.bootstrap)
+        scores = evaluate(y, all_probs[member.name], member.classes, n_resamples=args.bootstrap)
         drift = scores["balanced_accuracy"] - card["evaluation"]["balanced_accuracy"]
         print(f"{member.name}: balanced accuracy served {scores['balanced_accuracy']:.4f}, "
               f"card {card['evaluation']['balanced_accuracy']:.4f} ({drift:+.4f})",
@@ -114,9 +114,9 @@ def main() -> None:
     if len(same_classes) > 1:
         y = class_indices(same_classes[0].classes, test["label"])
         mean = all_probs[ENSEMBLE]
-        scores = evaluate(y, mean, same_classes[0].classes, args.bootstrap)
+        scores = evaluate(y, mean, same_classes[0].classes, n_resamples=args.bootstrap)
         add_row(f"**ensemble** (mean of {len(same_classes)})", scores,
-                [m.card for m in same_classes], lambda: ensemble(same_classes, first_image))
+                [m.card for m in same_classes], lambda: Ensemble(same_classes).predict(first_image))
         if args.bootstrap:
             for m in same_classes:
                 lead = paired_difference(y, mean, all_probs[m.name], n_resamples=args.bootstrap)

@@ -20,7 +20,7 @@ from non_lesion import non_lesion_images  # noqa: E402
 from skin.decision import is_flagged  # noqa: E402
 from skin.predict import Predictor, ensemble_guard_score  # noqa: E402
 from skin.registry import (  # noqa: E402
-    SHIPPED_MODELS, Registry, ensemble_record_for, load_model,
+    SHIPPED_MODELS, Registry, ensemble_record_for,
 )
 
 
@@ -55,7 +55,7 @@ def main() -> None:
     lines = [header, "|" + "---|" * (6 + len(sets))]
     scores = {}
     for name, card in registry.cards.items():
-        predictor = Predictor(card, load_model(card))
+        predictor = Predictor.from_card(card)
         scores[name] = {s: predictor.batch_scores(images)[1] for s, images in sets.items()}
         flagged = {s: (int(np.sum(is_flagged(v, card.get("guard")))), len(v))
                    for s, v in scores[name].items()}

@@ -20,7 +20,7 @@ from serving import median_ms  # noqa: E402
 from skin.export import ExportedModel, export  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.predict import Predictor  # noqa: E402
-from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
+from skin.registry import SHIPPED_MODELS, Registry  # noqa: E402
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
           "ONNX | latency (ms) | max prob. difference |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for card in Registry.discover([SHIPPED_MODELS]).cards.values():
-        predictor = Predictor(card, load_model(card))
+        predictor = Predictor.from_card(card)
         expected = predictor.batch_probabilities(images)
         pixels = np.concatenate([predictor.prepare(image).numpy() for image in images])
         one = pixels[:1]

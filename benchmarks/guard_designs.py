@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from non_lesion import non_lesion_images  # noqa: E402
 from skin.decision import GUARD_FIT_IMAGES, FeatureGuard, guard_rule, is_flagged  # noqa: E402
 from skin.predict import Predictor  # noqa: E402
-from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
+from skin.registry import SHIPPED_MODELS, Registry  # noqa: E402
 from train.decisions import SplitImages  # noqa: E402
 from train.data import load_dataset  # noqa: E402
 
@@ -55,7 +55,7 @@ def main() -> None:
     print("| model | max softmax | energy | PCA Mahalanobis | probabilistic PCA (the guard) |")
     print("|---|---|---|---|---|")
     for name, card in registry.cards.items():
-        predictor = Predictor(card, load_model(card))
+        predictor = Predictor.from_card(card)
         split = images.get(card)
         kernel, bias = (w.numpy() for w in predictor.model.get_layer("predictions").weights)
         outputs = {side: predictor.batch_outputs(split[side][1])

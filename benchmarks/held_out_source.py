@@ -23,13 +23,13 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from skin.cards import read_card  # noqa: E402
+from skin.cards import read_card, split_identity  # noqa: E402
 from skin.comparison import comparison_report, format_report  # noqa: E402
 from skin.decision import malignant_probability, referral_rates  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import bootstrap_statistic  # noqa: E402
 from skin.predict import Predictor, ensemble_probabilities  # noqa: E402
-from skin.registry import Registry, load_model  # noqa: E402
+from skin.registry import Registry  # noqa: E402
 from train.data import load_dataset  # noqa: E402
 from train.split import remade_split_rows  # noqa: E402
 
@@ -85,12 +85,10 @@ def main() -> None:
     on_same_images = {}  # (split fingerprint, source) -> {row name: probabilities}
     for cards, record, tta in rows:
         card = cards[0]
-        training = card["training"]
-        source = training["config"].get("test_source")
-        test = remade_split_rows(table, training["seed"], training["split_fingerprint"],
-                                 "test", test_source=source)
+        seed, fingerprint, source = split_identity(card)
+        test = remade_split_rows(table, seed, fingerprint, "test", test_source=source)
         images = [read_image(p) for p in test["path"]]
-        predictors = [Predictor(c, load_model(c)) for c in cards]
+        predictors = [Predictor.from_card(c) for c in cards]
         probs = ensemble_probabilities([
             np.stack([p.probabilities(image, tta=True) for image in images]) if tta
             else p.batch_probabilities(images) for p in predictors])
@@ -106,7 +104,7 @@ def main() -> None:
             + (" +TTA" if tta else "")
         print(f"| {name} | {split} | {len(labels)} ({n_malignant}) | "
               + " | ".join(cell(observed[c], intervals[c]) for c in columns) + " |")
-        group = on_same_images.setdefault((training["split_fingerprint"], source),
+        group = on_same_images.setdefault((fingerprint, source),
                                           {"labels": labels, "classes": card["classes"],
                                            "probs": {}})
         group["probs"][name] = probs

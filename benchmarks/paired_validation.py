@@ -17,7 +17,7 @@ from skin.cards import read_card  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import SUMMARY_METRICS, paired_difference  # noqa: E402
 from skin.predict import Predictor  # noqa: E402
-from skin.registry import LOAD_ERRORS, load_model  # noqa: E402
+from skin.registry import LOAD_ERRORS  # noqa: E402
 
 FIGURES = ("accuracy", "balanced_accuracy", "macro_f1")
 
@@ -40,7 +40,7 @@ def main() -> None:
         if cards[0]["classes"] != cards[1]["classes"]:
             sys.exit("error: the two models do not predict the same classes in the same order")
         val = shared_split_rows(cards, Path(args.data), side="val")
-        predictors = [Predictor(card, load_model(card)) for card in cards]
+        predictors = [Predictor.from_card(card) for card in cards]
     except LOAD_ERRORS as e:
         sys.exit(f"error: {e}")
     images = [read_image(path) for path in val["path"]]
@@ -55,7 +55,7 @@ def main() -> None:
     print("|---|---|---|---|")
     for figure in FIGURES:
         score = SUMMARY_METRICS[figure]
-        difference = paired_difference(y, *probs, figure, args.bootstrap)
+        difference = paired_difference(y, *probs, metric=figure, n_resamples=args.bootstrap)
         print(f"| {figure} | {score(y, probs[0]):.4f} | {score(y, probs[1]):.4f} | "
               f"{paired_cell(*difference)} |")
 

@@ -23,7 +23,7 @@ from skin.metrics import lead_over_best, paired_difference, summary_metrics  # n
 from skin.predict import (  # noqa: E402
     Predictor, ensemble_probabilities, ensemble_thresholds, flagging,
 )
-from skin.registry import SHIPPED_MODELS, Registry, load_model  # noqa: E402
+from skin.registry import SHIPPED_MODELS, Registry  # noqa: E402
 
 FIGURES = ("accuracy", "balanced_accuracy", "macro_f1")
 
@@ -72,7 +72,7 @@ def main() -> None:
     y = class_indices(cards[0]["classes"], val["label"])
     probs, thresholds = {}, {}
     for card in cards:
-        predictor = Predictor(card, load_model(card))
+        predictor = Predictor.from_card(card)
         thresholds[card["name"]] = predictor.thresholds
         probs[card["name"], "no"] = predictor.batch_probabilities(images)
         probs[card["name"], "yes"] = np.stack([predictor.probabilities(image, tta=True)

@@ -3,9 +3,9 @@
 import pandas as pd
 import streamlit as st
 
-from pages.common import disclaimer, registry
-from skin.cards import class_balance
+from skin.cards import class_balance, training, training_config
 from skin.fetch import describe
+from ui.common import disclaimer, registry
 
 st.title("Skin-lesion classifier and backbone comparator")
 disclaimer()
@@ -26,14 +26,14 @@ if not found.cards:
 else:
     rows = []
     for name, card in found.cards.items():
-        config = card.get("training", {}).get("config", {})
+        config = training_config(card)
         rows.append({
             "model": name, "backbone": card["backbone"], "init": card.get("init", "?"),
             "input px": card["input_size"], "classes": ", ".join(card["classes"]),
             "loss": config.get("loss"), "class balance": class_balance(card),
             "distilled from": ", ".join(t["name"] for t in config.get("teachers", [])),
-            "epochs": card.get("training", {}).get("epochs_run"),
-            "data": card.get("training", {}).get("data_layout"),
+            "epochs": training(card).get("epochs_run"),
+            "data": training(card).get("data_layout"),
             "weights": describe(card["source"]),
         })
     st.dataframe(pd.DataFrame(rows).set_index("model"), width="stretch")

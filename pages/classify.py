@@ -5,13 +5,12 @@ import json
 
 import streamlit as st
 
-from pages import charts
-from pages.common import (
+from skin.predict import Ensemble
+from ui import charts
+from ui.common import (
     disclaimer, image_input, no_models_message, predictor, registry, show_decision,
     show_gradcam,
 )
-from skin.predict import ensemble
-from skin.registry import ensemble_record_for
 
 
 st.title("Classify a lesion")
@@ -41,13 +40,9 @@ if use_ensemble and len(members) < len(names):
     st.warning(f"The ensemble averages the {len(members)} of its {len(names)} models that "
                f"loaded: {', '.join(m.name for m in members)}. Its referral threshold was "
                "chosen for all of them, so it makes no referral decision.")
-if use_ensemble:
-    result = ensemble(members, image, top_k, tta, found.ensemble_record)
-    record = ensemble_record_for(found.ensemble_record, [m.name for m in members])
-    referral = record and record.get("referral")
-else:
-    result = members[0].predict(image, top_k, tta)
-    referral = members[0].rules["referral"]
+model = Ensemble(members, found.ensemble_record) if use_ensemble else members[0]
+result = model.predict(image, top_k, tta)
+referral = model.rules["referral"]
 
 with right:
     show_decision(result, referral)

@@ -5,16 +5,15 @@ from collections import Counter
 
 import streamlit as st
 
-from pages import charts
-from pages.common import (
+from skin.classes import full_name
+from skin.decision import DECISION_TEXT, NOT_DERMOSCOPY, REFER
+from skin.predict import Ensemble
+from ui import charts
+from ui.common import (
     decision_box, disclaimer, image_input, no_models_message, predictor,
     registry, show_decision, show_gradcam,
 )
-from pages.metrics_table import METRICS, metrics_table, styled
-from skin.classes import full_name
-from skin.decision import DECISION_TEXT, NOT_DERMOSCOPY, REFER
-from skin.predict import ensemble
-from skin.registry import ensemble_record_for
+from ui.metrics_table import METRICS, metrics_table, styled
 
 st.title("Compare the backbones")
 found = registry()
@@ -28,14 +27,11 @@ if image is not None:
     explained = [m.explain(image) for m in members]  # each prediction with its map
     results = [e.prediction for e in explained]
     same_classes = [m for m in members if m.name in found.ensemble_members()]
-    combined = ensemble(same_classes, image, record=found.ensemble_record,
-                        member_predictions=[r for m, r in zip(members, results)
-                                            if m in same_classes]) \
-        if len(same_classes) > 1 else None
-    if combined is not None:
+    if len(same_classes) > 1:
         st.subheader("Ensemble (mean of calibrated probabilities)")
-        record = ensemble_record_for(found.ensemble_record, [m.name for m in same_classes])
-        show_decision(combined, record and record.get("referral"))
+        ensemble = Ensemble(same_classes, found.ensemble_record)
+        show_decision(ensemble.predict(image, member_predictions=[
+            r for m, r in zip(members, results) if m in same_classes]), ensemble.rules["referral"])
     elif results and any(r.not_dermoscopy for r in results):
         st.warning(NOT_DERMOSCOPY, icon="🚫")
     referring = [r.model for r in results if r.decision == REFER]

@@ -7,11 +7,12 @@ import hashlib
 import pandas as pd
 import streamlit as st
 
-from pages import charts, comparator
-from pages.common import disclaimer, no_models_message, predictor, registry
+from skin.cards import training
 from skin.labels import MAX_IMAGES, MAX_ZIP_MB, LabelsError, open_labelled_zip
 from skin.registry import ensemble_record_for
 from skin.scores import ENSEMBLE, SHIPPED_TEST_SCORES, Scores, ScoresError, score_images
+from ui import charts, comparator
+from ui.common import disclaimer, no_models_message, predictor, registry
 
 SHIPPED, OWN = "HAM10000 test split (shipped)", "Your own labelled images (zip)"
 
@@ -143,11 +144,10 @@ st.caption("Accuracy against confidence in 15 bins, after temperature scaling; t
 
 st.header("Training curves")
 for name, card in cards.items():
-    history = card.get("training", {}).get("history")
-    if history:
-        st.plotly_chart(charts.training_curves(history, name), width="stretch",
+    record = training(card)
+    if record.get("history"):
+        st.plotly_chart(charts.training_curves(record["history"], name), width="stretch",
                         key=f"curve-{name}")
-        counts = card["training"].get("split_counts", {})
+        counts = record.get("split_counts", {})
         st.caption(f"{name}: split {', '.join(f'{k} {v}' for k, v in counts.items())}; "
-                   f"best epoch {card['training'].get('best_epoch')} of "
-                   f"{card['training'].get('epochs_run')}")
+                   f"best epoch {record.get('best_epoch')} of {record.get('epochs_run')}")

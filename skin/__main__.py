@@ -69,7 +69,7 @@ def predictors(cards, choice: str) -> tuple[list, dict]:
     for card in cards:
         progress(f"loading {card['name']} ...")
         try:
-            loaded.append(Predictor(card, load_model(card)))
+            loaded.append(Predictor.from_card(card))
         except LOAD_ERRORS as e:
             if choice not in ("all", "ensemble"):
                 raise
@@ -127,19 +127,20 @@ def cmd_predict(args, registry):
                              indent=1))
         return 2
     cards = chosen_cards(registry, args.model)
-    from skin.predict import DISCLAIMER, ensemble
+    from skin.predict import DISCLAIMER, Ensemble
     members, unavailable = predictors(cards, args.model)
     for member in members:
         member.warm_up(tta=args.tta)  # the latencies printed are predictions', not tracing
     in_ensemble = [m for m in members if m.name in registry.ensemble_members()]
+    combined = Ensemble(in_ensemble, registry.ensemble_record) if in_ensemble else None
     results = {}
     for path, image in images.items():
         own = {} if args.model == "ensemble" else \
             {p.name: p.predict(image, args.top_k, args.tta) for p in members}
         results[path] = [prediction.to_dict() for prediction in own.values()]
         if args.model == "ensemble" or (args.model == "all" and len(in_ensemble) > 1):
-            results[path].append(ensemble(
-                in_ensemble, image, args.top_k, args.tta, registry.ensemble_record,
+            results[path].append(combined.predict(
+                image, args.top_k, args.tta,
                 member_predictions=[own[m.name] for m in in_ensemble] if own else None,
             ).to_dict())
     status = 2 if errors else (1 if unavailable else 0)

@@ -9,6 +9,7 @@ code from a file is ever executed.
 import json
 import re
 from pathlib import Path
+from typing import TypedDict
 
 CARD_FORMAT = 1
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -16,11 +17,50 @@ RESERVED_NAMES = {"all", "ensemble"}
 COLOUR_CONSTANCY = ("none", "shades_of_gray")  # skin.preprocessing applies them
 
 
+class TrainingRecord(TypedDict, total=False):
+    """card["training"]: how `python -m train` made the model."""
+    config: dict  # the run's resolved arguments
+    seed: int
+    epochs_run: int
+    best_epoch: int
+    stopped_early: bool
+    seconds: float
+    data_layout: str
+    data_fingerprint: str
+    split_file: str
+    split_fingerprint: str  # sha256 of split.csv: one split, one fingerprint
+    split_counts: dict
+    history: list  # one dict per epoch
+
+
+class Card(TypedDict, total=False):
+    """A model card (CARD_FORMAT) as train/export.py writes it. Read it through the
+    functions below rather than nested .get() calls."""
+    format: int
+    name: str  # required, like backbone, classes, input_size and source
+    backbone: str  # a key of skin.backbones.BACKBONES
+    classes: list  # class codes in the model's output order
+    class_names: dict
+    input_size: int
+    init: str
+    preprocessing: dict  # resize, mode, colour_constancy
+    parameters: int
+    source: dict  # file | url | gdrive, sha256, bytes, dtype
+    temperature: float
+    uncertainty: dict
+    referral: dict | None  # the rule chosen on validation, with its test figures
+    guard: dict | None
+    evaluation: dict  # the test split's figures (skin.metrics.evaluate)
+    validation: dict
+    versions: dict
+    training: TrainingRecord
+
+
 class CardError(Exception):
     """A model card that cannot be read or does not describe a usable model."""
 
 
-def read_card(path) -> dict:
+def read_card(path) -> Card:
     path = Path(path)
     if path.is_dir():
         cards = sorted(path.glob("*.json"))
@@ -43,13 +83,44 @@ def read_card(path) -> dict:
     return card
 
 
-def class_balance(card: dict) -> str | None:
+def training(card: Card) -> TrainingRecord:
+    """How the model was trained; empty for a card without its training record."""
+    return card.get("training") or {}
+
+
+def training_config(card: Card) -> dict:
+    """The training run's resolved arguments; empty without a training record."""
+    return training(card).get("config") or {}
+
+
+def split_identity(card: Card) -> tuple:
+    """(seed, split fingerprint, held-out source or None): what re-makes the split the
+    model was trained, validated and tested on (train.split.remade_split_rows)."""
+    record = training(card)
+    if "split_fingerprint" not in record:
+        raise CardError(f"{card.get('_path', card['name'])} records no split fingerprint: "
+                        "its split cannot be re-made")
+    return record["seed"], record["split_fingerprint"], training_config(card).get("test_source")
+
+
+def test_evaluation(card: Card) -> dict:
+    """The test split's figures; empty for a card that was not evaluated."""
+    return card.get("evaluation") or {}
+
+
+def referral_on_test(referral: dict | None) -> dict:
+    """A referral rule's sensitivity and specificity on the test split (with their
+    intervals); empty without a rule or its test figures."""
+    return (referral or {}).get("test") or {}
+
+
+def class_balance(card: Card) -> str | None:
     """How training balanced the classes: "weights" (class-weighted loss), "sampling"
     (class-balanced batches) or "none"; None for a card without its training record."""
-    return card.get("training", {}).get("config", {}).get("balance")
+    return training_config(card).get("balance")
 
 
-def colour_constancy(card: dict) -> str:
+def colour_constancy(card: Card) -> str:
     """The colour constancy the model was trained with: "none" or "shades_of_gray"."""
     return card.get("preprocessing", {}).get("colour_constancy", "none")
 
@@ -71,27 +142,13 @@ def _check_names(card: dict, path: Path) -> None:
                         "the card's own folder")
 
 
-# Streamlit calls keras.backend.clear_session() after every script run, which restarts
-# Keras's automatic layer names ("conv2d", "conv2d_1", ...) in every thread: a model being
-# built for another session at that moment gets two layers of one name and Keras refuses
-# it. Building it again, with the names restarted, is enough.
-BUILD_ATTEMPTS = 3
-NAME_CLASH = re.compile(r'The name "[^"]+" is used \d+ times in the model')
-
-
 def build_model(card: dict):
     """The card's architecture with random weights; a card naming an unknown backbone or
     a size it cannot take is a CardError."""
     from skin.backbones import BackboneError, build_classifier  # imports TensorFlow
 
-    for attempt in range(1, BUILD_ATTEMPTS + 1):
-        try:
-            return build_classifier(
-                card["backbone"], len(card["classes"]), card["input_size"],
-                dropout=card.get("training", {}).get("config", {}).get("dropout", 0.3),
-            )
-        except BackboneError as e:
-            raise CardError(f"{card.get('_path', card['name'])}: {e}") from None
-        except ValueError as e:
-            if not NAME_CLASH.search(str(e)) or attempt == BUILD_ATTEMPTS:
-                raise
+    try:
+        return build_classifier(card["backbone"], len(card["classes"]), card["input_size"],
+                                dropout=training_config(card).get("dropout", 0.3))
+    except BackboneError as e:
+        raise CardError(f"{card.get('_path', card['name'])}: {e}") from None

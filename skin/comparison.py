@@ -15,6 +15,8 @@ import pandas as pd
 from scipy.stats import binomtest
 from sklearn.metrics import cohen_kappa_score
 
+from skin.metrics import checked_labels_and_probs
+
 # The largest move of one model's test balanced accuracy between two training seeds of
 # one recipe (MobileNetV2 -6.1 points, EfficientNetB0 +5.2: docs/training-log.md,
 # 2026-12-05). A paired interval covers these images, not the next training run.
@@ -23,18 +25,17 @@ SEED_SPREAD = 0.061
 
 def checked(y_true, probs: dict) -> tuple[np.ndarray, dict]:
     """Labels and probabilities as arrays, after checking they describe the same images."""
-    y_true = np.asarray(y_true)
-    if y_true.ndim != 1 or not len(y_true):
-        raise ValueError("y_true must be a non-empty 1-D array of class indices")
-    arrays = {name: np.asarray(p, dtype=float) for name, p in probs.items()}
-    if not arrays:
+    if not probs:
         raise ValueError("no models to compare")
-    shapes = {p.shape for p in arrays.values()}
-    if len(shapes) != 1 or (shape := shapes.pop())[0] != len(y_true) or len(shape) != 2:
-        raise ValueError(f"every model needs ({len(y_true)}, n_classes) probabilities; got "
+    arrays = {}
+    for name, p in probs.items():
+        try:
+            y_true, arrays[name] = checked_labels_and_probs(y_true, p)
+        except ValueError as e:
+            raise ValueError(f"{name}: {e}") from None
+    if len({p.shape for p in arrays.values()}) != 1:
+        raise ValueError("every model needs probabilities of one shape; got "
                          + ", ".join(f"{n} {p.shape}" for n, p in arrays.items()))
-    if y_true.min() < 0 or y_true.max() >= shape[1]:
-        raise ValueError(f"labels must be class indices from 0 to {shape[1] - 1}")
     return y_true, arrays
 
 
@@ -87,7 +88,7 @@ def mcnemar(correct_a, correct_b) -> dict:
     return {"a_only_correct": a_only, "b_only_correct": b_only, "mcnemar_p": float(p_value)}
 
 
-def verdict(low: float, high: float, difference: float, seed_spread: float = SEED_SPREAD) -> str:
+def verdict(low: float, high: float, difference: float, *, seed_spread: float = SEED_SPREAD) -> str:
     """What a paired difference says: not resolved (its interval holds 0), resolved but
     within what retraining one model with another seed moves, or beyond that too."""
     if low <= 0 <= high:

@@ -35,8 +35,9 @@ class InvalidImage(ValueError):
     """An input that is not a usable image; the message says why and what to do."""
 
 
-def read_image(source) -> np.ndarray:
-    """An image file (bytes, or a path) -> HxWx3 uint8 RGB, upright."""
+def read_image(source, *, min_side: int = MIN_SIDE) -> np.ndarray:
+    """An image file (bytes, or a path) -> HxWx3 uint8 RGB, upright. Each side must have
+    at least min_side pixels (a photo a person uploads: 32)."""
     data = _read_bytes(source)
     if not data:
         raise InvalidImage("the file is empty")
@@ -68,9 +69,9 @@ def read_image(source) -> np.ndarray:
                            "BMP, TIFF or GIF expected)") from None
     except (OSError, SyntaxError, ValueError, EOFError):
         raise InvalidImage("the image data is truncated or corrupt") from None
-    if min(image.size) < MIN_SIDE:
+    if min(image.size) < min_side:
         raise InvalidImage(f"the image is {image.size[0]}x{image.size[1]} pixels; each side "
-                           f"needs at least {MIN_SIDE}")
+                           f"needs at least {min_side}")
     return to_rgb(image)
 
 

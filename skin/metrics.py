@@ -12,9 +12,23 @@ import numpy as np
 from sklearn import metrics as skm
 
 
-def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
+def checked_labels_and_probs(y_true, probs) -> tuple[np.ndarray, np.ndarray]:
+    """Labels (n,) and probabilities (n, n_classes) as arrays, after checking that they
+    describe the same n images and that every label is a class index: the one input
+    check of this module and skin.comparison."""
+    y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=float)
+    if y_true.ndim != 1 or not len(y_true):
+        raise ValueError("y_true must be a non-empty 1-D array of class indices")
+    if probs.ndim != 2 or len(probs) != len(y_true):
+        raise ValueError(f"probabilities must be ({len(y_true)}, n_classes), not {probs.shape}")
+    if y_true.min() < 0 or y_true.max() >= probs.shape[1]:
+        raise ValueError(f"labels must be class indices from 0 to {probs.shape[1] - 1}")
+    return y_true, probs
+
+
+def expected_calibration_error(y_true, probs, *, n_bins: int = 15) -> float:
     """Mean |accuracy - confidence| over equal-width confidence bins, weighted by size."""
-    bins = reliability_bins(y_true, probs, n_bins)
+    bins = reliability_bins(y_true, probs, n_bins=n_bins)
     n = sum(bins["count"])
     return float(sum(
         count * abs(acc - conf)
@@ -23,7 +37,7 @@ def expected_calibration_error(y_true, probs, n_bins: int = 15) -> float:
     ) / n) if n else 0.0
 
 
-def reliability_bins(y_true, probs, n_bins: int = 15) -> dict:
+def reliability_bins(y_true, probs, *, n_bins: int = 15) -> dict:
     """Per confidence bin: its edges, mean confidence, accuracy and count (for a diagram)."""
     y_true, probs = np.asarray(y_true), np.asarray(probs)
     confidence = probs.max(axis=1)
@@ -78,7 +92,7 @@ SUMMARY_METRICS = {
 
 def summary_metrics(y_true, probs) -> dict:
     """The headline figures: accuracy, balanced accuracy, F1s, top-3, AUC, ECE."""
-    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    y_true, probs = checked_labels_and_probs(y_true, probs)
     return {name: metric(y_true, probs) for name, metric in SUMMARY_METRICS.items()}
 
 
@@ -104,35 +118,36 @@ def bootstrap_statistic(n: int, statistic, *, n_resamples: int = 1000,
 
 
 def bootstrap_intervals(
-    y_true, probs, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
+    y_true, probs, *, n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> dict:
     """Percentile bootstrap intervals of every summary metric, resampling images."""
-    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    y_true, probs = checked_labels_and_probs(y_true, probs)
     return bootstrap_statistic(
         len(y_true), lambda idx: summary_metrics(y_true[idx], probs[idx]),
         n_resamples=n_resamples, confidence=confidence, seed=seed)
 
 
 def paired_difference(
-    y_true, probs_a, probs_b, metric: str = "balanced_accuracy",
+    y_true, probs_a, probs_b, *, metric: str = "balanced_accuracy",
     n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
 ) -> tuple[float, list[float]]:
     """metric(a) - metric(b) on the same images, with a percentile bootstrap interval
     that resamples images once for both: far narrower than comparing two separate
     intervals, since both models meet the same easy and hard images."""
-    return lead_over_best(y_true, probs_a, [probs_b], metric, n_resamples, confidence, seed)
+    return lead_over_best(y_true, probs_a, [probs_b], metric=metric, n_resamples=n_resamples,
+                          confidence=confidence, seed=seed)
 
 
 def lead_over_best(
-    y_true, probs, rivals, metric: str = "balanced_accuracy",
+    y_true, probs, rivals, *, metric: str = "balanced_accuracy",
     n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
 ) -> tuple[float, list[float]]:
     """metric(probs) minus the best metric among rivals, with a paired bootstrap interval
     in which the best rival is chosen again in every resample. "Above the best of five"
     is then judged against whichever of the five a resample favours, not against the one
     that happened to lead on these images: that one's lead is partly luck."""
-    y_true, probs = np.asarray(y_true), np.asarray(probs)
-    rivals = [np.asarray(r) for r in rivals]
+    y_true, probs = checked_labels_and_probs(y_true, probs)
+    rivals = [checked_labels_and_probs(y_true, r)[1] for r in rivals]
     if not rivals:
         raise ValueError("lead_over_best needs at least one rival to compare with")
     if metric not in SUMMARY_METRICS:
@@ -152,10 +167,12 @@ def lead_over_best(
     return float(observed), interval
 
 
-def evaluate(y_true, probs, classes, n_resamples: int = 1000, seed: int = 0) -> dict:
+def evaluate(y_true, probs, classes, *, n_resamples: int = 1000, seed: int = 0) -> dict:
     """Everything a model card records about one split: summary metrics, per-class
     precision/recall/F1/support, confusion matrix, reliability bins, 95% intervals."""
-    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    y_true, probs = checked_labels_and_probs(y_true, probs)
+    if probs.shape[1] != len(classes):
+        raise ValueError(f"{probs.shape[1]} columns of probabilities for {len(classes)} classes")
     labels = np.arange(len(classes))
     y_pred = probs.argmax(axis=1)
     precision, recall, f1, support = skm.precision_recall_fscore_support(
@@ -172,6 +189,6 @@ def evaluate(y_true, probs, classes, n_resamples: int = 1000, seed: int = 0) -> 
         },
         "confusion_matrix": skm.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
         "reliability": reliability_bins(y_true, probs),
-        "intervals_95": bootstrap_intervals(y_true, probs, n_resamples, 0.95, seed)
+        "intervals_95": bootstrap_intervals(y_true, probs, n_resamples=n_resamples, seed=seed)
         if n_resamples else None,
     }

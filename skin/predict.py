@@ -19,7 +19,7 @@ from skin.decision import (
 )
 from skin.gradcam import GradCam, normalised
 from skin.preprocessing import center_crop_resize, model_input
-from skin.registry import ensemble_record_for, load_guard
+from skin.registry import ensemble_record_for, load_guard, load_model
 
 # Used when a card records no thresholds of its own (cards record theirs, chosen on the
 # validation split by train/export.py).
@@ -165,6 +165,12 @@ class Predictor:
             image, tf.TensorSpec([], tf.int32)])
         self._gradcam = None  # built on first use
 
+    @classmethod
+    def from_card(cls, card: dict) -> "Predictor":
+        """The card's model, rebuilt by skin.registry.load_model (weights fetched and
+        verified by their sha256), ready to predict."""
+        return cls(card, load_model(card))
+
     def warm_up(self, single: bool = True, tta: bool = True, explain: bool = False) -> "Predictor":
         """Trace the chosen graphs now (a second or more each per model), so that the
         first latency a user sees is a prediction's, not TensorFlow's tracing: the
@@ -291,35 +297,46 @@ def ensemble_guard_score(scores, guards):
     return np.mean([standardised(s, g) for s, g in zip(scores, guards)], axis=0)
 
 
-def ensemble(predictors, image: np.ndarray, top_k: int = 3, tta: bool = False,
-             record: dict | None = None, member_predictions=None) -> Prediction:
-    """Mean of the members' calibrated probabilities and guard scores; they must share
-    one class list. `record` (the registry's ensemble record) gives the referral rule and
-    guard chosen on validation for exactly these members; without it, or for other
-    members, the ensemble makes no referral decision. `member_predictions`, the members'
-    own Predictions of this image (with the same tta), are combined instead of running
-    the members again."""
-    classes = predictors[0].classes
-    if any(p.classes != classes for p in predictors):
-        raise ValueError("an ensemble needs models with the same classes in the same order")
-    if member_predictions is None:
-        started = time.perf_counter()
-        outputs = [p.scores(image, tta) for p in predictors]
-        latency = (time.perf_counter() - started) * 1000
-    else:
-        if [m.model for m in member_predictions] != [p.name for p in predictors] or \
-                any(m.tta != tta for m in member_predictions):
-            raise ValueError("member_predictions must be the members' own, in their order")
-        outputs = [(np.array([m.probabilities[c] for c in classes]), m.ood_score)
-                   for m in member_predictions]
-        latency = sum(m.latency_ms for m in member_predictions)
-    probs = ensemble_probabilities([probs for probs, _ in outputs])
-    names = [p.name for p in predictors]
-    record = ensemble_record_for(record, names) or {}
-    score = ensemble_guard_score([score for _, score in outputs],
-                                 [p.card.get("guard") for p in predictors])
-    rules = {"uncertainty": ensemble_thresholds([p.thresholds for p in predictors]),
-             "referral": usable_referral(record.get("referral"), classes),
-             "guard": record.get("guard")}
-    return summarise("ensemble(" + "+".join(names) + ")", classes, probs, score, rules,
-                     top_k, latency, tta)
+class Ensemble:
+    """Several Predictors with one class list, used like one: the mean of their calibrated
+    probabilities and guard scores. `record` (the registry's ensemble record) gives the
+    referral rule and guard chosen on validation for exactly these members; without it,
+    or for other members, the ensemble makes no referral decision."""
+
+    def __init__(self, members: list[Predictor], record: dict | None = None):
+        self.members, self.classes = list(members), list(members[0].classes)
+        if any(m.classes != self.classes for m in self.members):
+            raise ValueError("an ensemble needs models with the same classes in the same order")
+        names = [m.name for m in self.members]
+        self.name = "ensemble(" + "+".join(names) + ")"
+        record = ensemble_record_for(record, names) or {}
+        self.thresholds = ensemble_thresholds([m.thresholds for m in self.members])
+        self.rules = {"uncertainty": self.thresholds,
+                      "referral": usable_referral(record.get("referral"), self.classes),
+                      "guard": record.get("guard")}
+
+    def predict(self, image: np.ndarray, top_k: int = 3, tta: bool = False, *,
+                member_predictions=None) -> Prediction:
+        """The ensemble's Prediction of one image. `member_predictions`, the members' own
+        Predictions of this image (with the same tta), are combined instead of running the
+        members again."""
+        if member_predictions is None:
+            started = time.perf_counter()
+            outputs = [m.scores(image, tta) for m in self.members]
+            latency = (time.perf_counter() - started) * 1000
+        else:
+            if [p.model for p in member_predictions] != [m.name for m in self.members] or \
+                    any(p.tta != tta for p in member_predictions):
+                raise ValueError("member_predictions must be the members' own, in their order")
+            outputs = [(np.array([p.probabilities[c] for c in self.classes]), p.ood_score)
+                       for p in member_predictions]
+            latency = sum(p.latency_ms for p in member_predictions)
+        probs = ensemble_probabilities([probs for probs, _ in outputs])
+        score = ensemble_guard_score([score for _, score in outputs],
+                                     [m.card.get("guard") for m in self.members])
+        return summarise(self.name, self.classes, probs, score, self.rules, top_k, latency, tta)
+
+    def batch_probabilities(self, images, batch_size: int = 64) -> np.ndarray:
+        """The ensemble's probabilities (n, n_classes) of many RGB images."""
+        return ensemble_probabilities([m.batch_probabilities(images, batch_size)
+                                       for m in self.members])

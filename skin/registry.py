@@ -14,7 +14,7 @@ from pathlib import Path
 
 from skin.cards import CardError, build_model, read_card
 from skin.decision import FeatureGuard
-from skin.fetch import FetchError, fetch, local_path
+from skin.fetch import WEIGHT_LOCATIONS, FetchError, fetch, local_path
 from skin.files import file_sha256
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
@@ -41,7 +41,10 @@ class Registry:
     ensemble_record: dict | None = None  # the first folder's ensemble.json, if any
 
     @classmethod
-    def discover(cls, dirs=None) -> "Registry":
+    def discover(cls, dirs=None, moved: dict | None = None) -> "Registry":
+        """The cards in `dirs` (default: model_dirs()); `moved` puts a card's weights
+        elsewhere: {name: {"gdrive" or "url": ..., "sha256": ...}}, the app's st.secrets
+        [models] table."""
         registry = cls()
         found = {}
         for folder in dirs if dirs is not None else model_dirs():
@@ -61,6 +64,14 @@ class Registry:
                     continue
                 found[card["name"]] = card
         registry.cards = dict(sorted(found.items()))
+        for name, override in (moved or {}).items():
+            card = registry.cards.get(name)
+            if card is None:
+                registry.problems.append(
+                    f"st.secrets [models.{name}] is ignored: no model is named {name} "
+                    f"(registered: {', '.join(registry.cards) or 'none'})")
+            elif "gdrive" in override or "url" in override:
+                card["source"] = moved_source(card["source"], override)
         return registry
 
     def _read_ensemble_record(self, path: Path) -> None:
@@ -135,3 +146,13 @@ def load_guard(card: dict) -> FeatureGuard | None:
         return FeatureGuard.load(path)
     except (OSError, KeyError, ValueError):
         return None
+
+
+def moved_source(source: dict, override: dict) -> dict:
+    """The card's source with its weights at the override's location (and sha256)."""
+    sha256 = override.get("sha256", source.get("sha256"))
+    moved = {k: v for k, v in source.items() if k not in WEIGHT_LOCATIONS}
+    if sha256 != source.get("sha256"):
+        moved.pop("bytes", None)  # other weights: their size is not known
+    location = {k: override[k] for k in ("gdrive", "url") if k in override}
+    return {**moved, **location, "sha256": sha256}

@@ -7,6 +7,8 @@ figure in the README never differs from its card.
 
 from pathlib import Path
 
+from skin.cards import referral_on_test
+
 START = "<!-- results table: made by `python -m skin results --update`; do not edit -->"
 END = "<!-- end of results table -->"
 METRICS = [("balanced accuracy", "balanced_accuracy"), ("accuracy", "accuracy"),
@@ -25,7 +27,7 @@ def _with_interval(value, interval) -> str:
 
 def _row(name: str, evaluation: dict, referral: dict | None, cards: list[dict]) -> str:
     intervals = evaluation.get("intervals_95") or {}
-    test = (referral or {}).get("test") or {}
+    test = referral_on_test(referral)
     rule = [_with_interval(test.get(k), (test.get("intervals_95") or {}).get(k))
             for k in ("sensitivity", "specificity")] if test else ["no rule", "no rule"]
     cost = (f"{sum(c['parameters'] for c in cards) / 1e6:.1f} M",

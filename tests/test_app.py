@@ -328,7 +328,7 @@ def test_every_page_says_what_to_do_without_models(name, monkeypatch, tmp_path):
 
 
 def test_the_best_figure_is_marked_on_every_model_that_has_it():
-    from pages.metrics_table import METRICS, best_per_column
+    from ui.metrics_table import METRICS, best_per_column
     table = pd.DataFrame({m: [0.6, 0.6, 0.5] for m in METRICS}, index=["a", "b", "c"])
     table["ece"] = [0.05, 0.02, None]
     best = best_per_column(table)
@@ -336,14 +336,14 @@ def test_the_best_figure_is_marked_on_every_model_that_has_it():
 
 
 def test_the_metrics_table_says_how_each_model_balanced_its_classes(tiny_models):
-    from pages.metrics_table import metrics_table
+    from ui.metrics_table import metrics_table
     from skin.registry import Registry
     table = metrics_table(Registry.discover([tiny_models]).cards)
     assert set(table["class balance"]) == {"weights"}  # python -m train's default
 
 
 def test_a_source_moved_by_st_secrets_keeps_what_still_holds():
-    from pages.common import moved_source
+    from skin.registry import moved_source
     shipped = {"file": "w.h5", "sha256": "a" * 64, "bytes": 5, "dtype": "float16"}
     assert moved_source(shipped, {"gdrive": "ID"}) == {
         "gdrive": "ID", "sha256": "a" * 64, "bytes": 5, "dtype": "float16"}

@@ -181,7 +181,7 @@ def test_a_deep_link_as_the_first_visit_of_a_fresh_server_is_routed_by_the_app(
         tiny_models, browser, tmp_path):
     """Before the first st.navigation call of a process, Streamlit treats pages/ as a legacy
     multipage app: /compare as the very first request once ran pages/compare.py alone, with
-    every module of pages/ (app, common, charts ...) listed as a page (pages/__init__.py)."""
+    every script of pages/ (app, about, classify ...) listed as a page (ui/__init__.py)."""
     with streamlit_app(str(tiny_models), tmp_path) as url:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{url}/compare")

@@ -104,7 +104,7 @@ def test_pareto_front():
 
 
 def test_models_on_different_images_are_refused():
-    with pytest.raises(ValueError, match=r"needs \(4, n_classes\)"):
+    with pytest.raises(ValueError, match=r"a: probabilities must be \(4, n_classes\)"):
         paired_differences(Y, {"a": one_hot([0, 1, 1])})
     with pytest.raises(ValueError, match="class indices from 0 to 1"):
         per_class_recall([0, 2, 1, 1], PROBS, ["x", "y"])

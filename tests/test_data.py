@@ -68,12 +68,15 @@ def test_unreadable_files_text_and_truncated(ham_layout):
 
 
 def test_formats_the_pipeline_cannot_decode(class_folders):
+    """Training decodes what the app decodes (skin.images): TIFF and WebP, not ICO."""
     from PIL import Image
     Image.open(class_folders / "nv" / "nv_0.png").save(class_folders / "nv" / "nv_9.tiff")
     Image.open(class_folders / "nv" / "nv_1.png").save(class_folders / "nv" / "nv_8.webp")
-    message = expect_problem(class_folders, "1 image files in TIFF format", "nv_9.tiff",
+    Image.open(class_folders / "nv" / "nv_2.png").resize((64, 64)).save(
+        class_folders / "nv" / "nv_7.png", format="ICO")  # an icon named .png
+    message = expect_problem(class_folders, "1 image files in ICO format", "nv_7.png",
                              "convert them to JPEG or PNG")
-    assert "webp" not in message  # TensorFlow 2.21 decodes WebP
+    assert "tiff" not in message and "webp" not in message
 
 
 def test_unknown_labels_in_ham_metadata(ham_layout):

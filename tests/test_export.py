@@ -10,12 +10,12 @@ from skin.export import ExportedModel, export
 from skin.files import file_sha256
 from skin.images import read_image
 from skin.predict import Predictor
-from skin.registry import SHIPPED_MODELS, Registry, load_model
+from skin.registry import SHIPPED_MODELS, Registry
 from tests.conftest import CLASS_COLOURS, write_image
 
 
 def check_export(card, images, tmp_path, fmt="tflite", float16=False, atol=1e-3):
-    predictor = Predictor(card, load_model(card))
+    predictor = Predictor.from_card(card)
     path = export(card, predictor.model, tmp_path, fmt, float16=float16)
     exported = json.loads((tmp_path / f"{path.name}.json").read_text())
     assert exported["export"]["sha256"] == file_sha256(path)

@@ -80,7 +80,7 @@ def test_paired_difference_resolves_what_separate_intervals_cannot():
     right = np.flatnonzero(predicted_a == y)[:20]
     predicted_b[right] = (y[right] + 1) % 3
     a, b = one_hot_probs(predicted_a, 3, 0.8), one_hot_probs(predicted_b, 3, 0.8)
-    difference, interval = paired_difference(y, a, b, "accuracy", n_resamples=300)
+    difference, interval = paired_difference(y, a, b, metric="accuracy", n_resamples=300)
     assert difference == pytest.approx(0.02)
     assert 0 < interval[0] <= difference <= interval[1]
     separate_a = bootstrap_intervals(y, a, n_resamples=300)["accuracy"]
@@ -90,10 +90,10 @@ def test_paired_difference_resolves_what_separate_intervals_cannot():
     with pytest.raises(ValueError, match="at least 1"):
         paired_difference(y, a, b, n_resamples=0)
     with pytest.raises(ValueError, match="unknown metric 'recall'.*balanced_accuracy"):
-        paired_difference(y, a, b, "recall")
+        paired_difference(y, a, b, metric="recall")
     one_class = np.zeros(len(y), dtype=int)  # AUC needs positives and negatives
     with pytest.raises(ValueError, match=r"auc_ovr is undefined .*classes present: \[0\]"):
-        paired_difference(one_class, a, b, "auc_ovr")
+        paired_difference(one_class, a, b, metric="auc_ovr")
 
 
 def test_lead_over_best_chooses_the_best_rival_in_every_resample():
@@ -106,15 +106,15 @@ def test_lead_over_best_chooses_the_best_rival_in_every_resample():
         return one_hot_probs(np.where(rng.random(len(y)) < p_right, y, (y + 1) % 3), 3, 0.8)
     a, b, c = model(0.78), model(0.75), model(0.75)
     leader = max((b, c), key=lambda r: summary_metrics(y, r)["accuracy"])
-    observed, interval = lead_over_best(y, a, [b, c], "accuracy", n_resamples=300)
-    against_leader, leader_interval = paired_difference(y, a, leader, "accuracy", n_resamples=300)
+    observed, interval = lead_over_best(y, a, [b, c], metric="accuracy", n_resamples=300)
+    against_leader, leader_interval = paired_difference(y, a, leader, metric="accuracy", n_resamples=300)
     assert observed == pytest.approx(against_leader)
     assert interval[0] < leader_interval[0] and interval[1] < leader_interval[1]
     # A model is never above a set of rivals that includes itself.
-    observed, interval = lead_over_best(y, a, [b, a], "accuracy", n_resamples=100)
+    observed, interval = lead_over_best(y, a, [b, a], metric="accuracy", n_resamples=100)
     assert observed <= 0 and interval[1] <= 0
     with pytest.raises(ValueError, match="unknown metric"):
-        lead_over_best(y, a, [b], "recall")
+        lead_over_best(y, a, [b], metric="recall")
     with pytest.raises(ValueError, match="at least one rival"):
         lead_over_best(y, a, [])
 
@@ -129,3 +129,15 @@ def test_evaluate_report_is_consistent():
                                         "f1": pytest.approx(0.8), "support": 2}
     assert sum(report["reliability"]["count"]) == 7
     assert set(report["intervals_95"]) >= {"accuracy", "balanced_accuracy", "macro_f1", "ece"}
+
+
+def test_labels_and_probabilities_that_do_not_match_are_refused():
+    probs = one_hot_probs(np.array([0, 1, 2]), 3, 0.7)
+    with pytest.raises(ValueError, match=r"must be \(2, n_classes\), not \(3, 3\)"):
+        summary_metrics([0, 1], probs)
+    with pytest.raises(ValueError, match="class indices from 0 to 2"):
+        evaluate([0, 1, 3], probs, ["a", "b", "c"], n_resamples=0)
+    with pytest.raises(ValueError, match="3 columns of probabilities for 2 classes"):
+        evaluate([0, 1, 1], probs, ["a", "b"], n_resamples=0)
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        summary_metrics([[0, 1, 2]], probs)

@@ -1,5 +1,7 @@
 """The tf.data pipeline and the preprocessing shared with serving."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -8,7 +10,8 @@ from PIL import Image
 from skin.backbones import BACKBONES
 from skin.preprocessing import center_crop_resize, model_input, shades_of_gray
 from skin.images import read_image
-from train.pipeline import class_balanced_dataset, decode, image_dataset
+from tests.corpus import BAD, ODD
+from train.pipeline import class_balanced_dataset, decode, image_dataset, undecodable
 
 
 def test_center_crop_keeps_the_middle_and_the_aspect():
@@ -70,6 +73,23 @@ def test_training_and_serving_decode_to_identical_pixels(tmp_path, fmt, options)
     path = tmp_path / f"photo.{fmt.lower()}"
     Image.fromarray(pixels).save(path, fmt, **options)
     np.testing.assert_array_equal(decode(str(path)).numpy(), read_image(path))
+
+
+@pytest.mark.parametrize("kind, data", [(kind, data) for kind, _, data, _ in ODD],
+                         ids=[kind for kind, *_ in ODD])
+def test_training_decodes_the_odd_files_as_the_app_does(tmp_path, kind, data):
+    path = tmp_path / "upload"
+    path.write_bytes(data)
+    np.testing.assert_array_equal(decode(str(path)).numpy(), read_image(path))
+
+
+def test_training_refuses_the_files_the_app_refuses(tmp_path):
+    paths = []
+    for i, (_, _, data, _) in enumerate(BAD):
+        paths.append(str(tmp_path / f"upload-{i}"))
+        Path(paths[-1]).write_bytes(data)
+    refused = [p for p, (_, _, _, expected) in zip(paths, BAD) if "at least 32" not in expected]
+    assert undecodable(paths) == refused  # a tiny image trains (the app refuses it)
 
 
 def test_batches_have_model_inputs_and_one_hot_labels(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score
 
 from skin.images import read_image
-from skin.registry import SHIPPED_MODELS, Registry, load_model
+from skin.registry import SHIPPED_MODELS, Registry
 from skin.scores import SHIPPED_TEST_SCORES, Scores, ScoresError, card_identity, score_images
 from tests.conftest import CLASS_COLOURS, write_image
 
@@ -70,7 +70,7 @@ def test_the_shipped_test_scores_are_those_of_the_shipped_cards():
 def test_score_images_skips_what_cannot_be_read_and_adds_the_ensemble(tiny_models, tmp_path):
     from skin.predict import Predictor
     registry = Registry.discover([tiny_models])
-    predictors = [Predictor(card, load_model(card)) for card in registry.cards.values()]
+    predictors = [Predictor.from_card(card) for card in registry.cards.values()]
     files = {code: write_image(tmp_path / f"{code}.png", colour, (200, 150))
              for code, colour in CLASS_COLOURS.items()}
     (tmp_path / "broken.png").write_bytes(b"\x89PNG not really")

@@ -2,18 +2,15 @@
 
 import json
 import shutil
-import threading
-import time
 
 import numpy as np
 import pytest
 
-from skin import cards
 from skin.cards import CardError, build_model, read_card
 from skin.images import read_image
 from skin.preprocessing import model_input
 from skin.predict import (
-    Predictor, choose_uncertainty_thresholds, ensemble, ensemble_thresholds, flagging,
+    Ensemble, Predictor, choose_uncertainty_thresholds, ensemble_thresholds, flagging,
     summarise,
 )
 from skin.registry import ModelLoadError, Registry, load_model, model_dirs
@@ -23,7 +20,7 @@ from tests.conftest import CLASS_COLOURS, write_image
 @pytest.fixture(scope="module")
 def predictors(tiny_models):
     registry = Registry.discover([tiny_models])
-    return [Predictor(card, load_model(card)) for card in registry.cards.values()]
+    return [Predictor.from_card(card) for card in registry.cards.values()]
 
 
 @pytest.fixture
@@ -104,7 +101,7 @@ def test_prediction_fields(predictors, red_image):
 
 def test_a_warmed_up_predictor_times_predictions_not_tracing(tiny_models, red_image):
     card = next(iter(Registry.discover([tiny_models]).cards.values()))
-    predictor = Predictor(card, load_model(card)).warm_up()
+    predictor = Predictor.from_card(card).warm_up()
 
     def traces():
         return [f.experimental_get_tracing_count() for f in (predictor._single, predictor._tta)]
@@ -147,7 +144,7 @@ def test_batch_probabilities_match_single_predictions(predictors, red_image):
 
 
 def test_ensemble_is_the_mean_of_calibrated_members(predictors, red_image):
-    result = ensemble(predictors, red_image)
+    result = Ensemble(predictors).predict(red_image)
     mean = np.mean([p.probabilities(red_image) for p in predictors], axis=0)
     got = np.array([result.probabilities[c] for c in predictors[0].classes])
     np.testing.assert_allclose(got, mean, atol=1e-6)
@@ -157,18 +154,18 @@ def test_ensemble_is_the_mean_of_calibrated_members(predictors, red_image):
 @pytest.mark.parametrize("tta", [False, True])
 def test_the_ensemble_of_the_members_own_predictions_is_the_same(predictors, red_image, tta):
     own = [p.predict(red_image, tta=tta) for p in predictors]
-    combined = ensemble(predictors, red_image, tta=tta, member_predictions=own).to_dict()
-    direct = ensemble(predictors, red_image, tta=tta).to_dict()
+    combined = Ensemble(predictors).predict(red_image, tta=tta, member_predictions=own).to_dict()
+    direct = Ensemble(predictors).predict(red_image, tta=tta).to_dict()
     assert combined["latency_ms"] == pytest.approx(sum(p.latency_ms for p in own))
     for key in ("latency_ms", "probabilities", "top_k", "entropy", "margin", "confidence",
                 "malignant_probability", "ood_score"):
         combined.pop(key), direct.pop(key)
     assert combined == direct
     np.testing.assert_allclose(
-        list(ensemble(predictors, red_image, tta=tta, member_predictions=own).probabilities.values()),
-        list(ensemble(predictors, red_image, tta=tta).probabilities.values()), atol=1e-6)
+        list(Ensemble(predictors).predict(red_image, tta=tta, member_predictions=own).probabilities.values()),
+        list(Ensemble(predictors).predict(red_image, tta=tta).probabilities.values()), atol=1e-6)
     with pytest.raises(ValueError, match="the members' own"):
-        ensemble(predictors, red_image, tta=not tta, member_predictions=own)
+        Ensemble(predictors).predict(red_image, tta=not tta, member_predictions=own)
 
 
 def test_uncertain_flag_follows_the_thresholds():
@@ -285,35 +282,3 @@ def test_the_ensemble_takes_the_largest_set_of_models_sharing_classes():
     registry.cards["d-seven"] = {"classes": seven}  # a tie: the first model's set
     assert registry.ensemble_members() == ["a-seven", "d-seven"]
     assert Registry().ensemble_members() == []
-
-
-def test_a_model_builds_while_streamlit_clears_the_keras_session(monkeypatch):
-    """Streamlit calls keras.backend.clear_session() after every script run, from the
-    thread of whichever session just finished, which restarts the automatic layer names of
-    a model that another session is building: found by tests/test_load.py."""
-    import keras
-
-    card = {"name": "clash", "backbone": "inceptionv3", "classes": list("abcdefg"),
-            "input_size": 96}
-    build_model(card)  # the first build also imports and traces: time a second one
-    keras.backend.clear_session(free_memory=False)
-    started = time.monotonic()
-    build_model(card)
-    build_seconds = time.monotonic() - started
-
-    def build_while_another_run_ends():
-        keras.backend.clear_session(free_memory=False)  # as at the end of this session's run
-        other_run_ends = threading.Timer(build_seconds / 2, keras.backend.clear_session,
-                                         kwargs={"free_memory": False})
-        other_run_ends.start()
-        try:
-            return build_model(card)
-        finally:
-            other_run_ends.join()
-
-    with monkeypatch.context() as one_attempt:
-        one_attempt.setattr(cards, "BUILD_ATTEMPTS", 1)
-        with pytest.raises(ValueError, match="is used 2 times"):
-            build_while_another_run_ends()
-    model = build_while_another_run_ends()
-    assert len({layer.name for layer in model.layers}) == len(model.layers)

@@ -16,7 +16,7 @@ from skin.images import read_image
 from skin.metrics import summary_metrics
 from skin.predict import Predictor
 from skin.decision import is_flagged, malignant_probability, referral_rates
-from skin.registry import ENSEMBLE_RECORD, SHIPPED_MODELS, Registry, load_guard, load_model
+from skin.registry import ENSEMBLE_RECORD, SHIPPED_MODELS, Registry, load_guard
 from tests.conftest import ROOT
 
 MiB = 2**20
@@ -74,7 +74,7 @@ def test_card_figures_are_reproduced_by_the_serving_code(card_path, dataset_tabl
     # Raises unless the split re-made from the seed is the one the model was trained on.
     test = remade_split_rows(dataset_table, card["training"]["seed"],
                              card["training"]["split_fingerprint"])
-    predictor = Predictor(card, load_model(card))
+    predictor = Predictor.from_card(card)
     images = [read_image(path) for path in test["path"]]
     probs, guard_scores = predictor.batch_scores(images)
     labels = np.array([card["classes"].index(label) for label in test["label"]])
@@ -110,13 +110,13 @@ def test_the_ensembles_guard_flags_images_that_are_not_dermoscopy():
     flagged by construction, and nearly every one of these (248 of 249 on 2026-12-06)."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from non_lesion import non_lesion_images
-    from skin.predict import ensemble
+    from skin.predict import Ensemble
     registry = Registry.discover([SHIPPED_MODELS])
-    members = [Predictor(registry.cards[name], load_model(registry.cards[name]))
+    members = [Predictor.from_card(registry.cards[name])
                for name in registry.ensemble_members()]
     sets = non_lesion_images()
     images = sets["natural"] + sets["screenshots"] + sets["held_out_faces"][::6]
-    flagged = [ensemble(members, image, record=registry.ensemble_record).not_dermoscopy
+    flagged = [Ensemble(members, registry.ensemble_record).predict(image).not_dermoscopy
                for image in images]
     assert np.mean(flagged) >= 0.9, f"{sum(flagged)} of {len(images)} flagged"
 
@@ -124,7 +124,7 @@ def test_the_ensembles_guard_flags_images_that_are_not_dermoscopy():
 @pytest.mark.parametrize("card_path", CARDS, ids=[p.stem for p in CARDS])
 def test_each_shipped_models_gradcam_varies_over_a_real_image(card_path, ham10000):
     card = Registry.discover([SHIPPED_MODELS]).get(card_path.stem)
-    predictor = Predictor(card, load_model(card))
+    predictor = Predictor.from_card(card)
     image = read_image(sorted((ham10000 / "images").glob("*.jpg"))[5])
     heatmap, _ = predictor.gradcam(image)
     assert min(heatmap.shape) >= 3 and heatmap.std() > 0.05, (predictor.gradcam_layer,

@@ -195,11 +195,10 @@ def test_evaluate_scores_the_ensemble_as_the_mean_of_its_members(tiny_models, la
     from skin.images import read_image
     from skin.metrics import summary_metrics
     from skin.predict import Predictor
-    from skin.registry import load_model
     labels = pd.read_csv(labelled_folder / "labels.csv")
     images = [read_image(labelled_folder / "images" / f"{i}.jpg") for i in labels["image_id"]]
     cards = [registry.cards[name] for name in members]
-    mean = np.mean([Predictor(card, load_model(card)).batch_probabilities(images)
+    mean = np.mean([Predictor.from_card(card).batch_probabilities(images)
                     for card in cards], axis=0)
     y = [cards[0]["classes"].index(label) for label in labels["dx"]]
     expected = confusion_matrix(y, mean.argmax(axis=1), labels=range(len(cards[0]["classes"])))

@@ -139,7 +139,6 @@ def test_a_distilled_run_trains_towards_its_teacher_and_the_card_names_it(traine
 def test_soft_targets_mix_the_labels_with_the_teachers_probabilities(trained):
     from skin.cards import read_card
     from skin.predict import Predictor
-    from skin.registry import load_model
     from train.distill import soft_targets
 
     out, listing = trained
@@ -147,7 +146,7 @@ def test_soft_targets_mix_the_labels_with_the_teachers_probabilities(trained):
     rows = pd.read_csv(listing).head(6)
     paths = [listing.parent / path for path in rows["path"]]
     labels = [card["classes"].index(label) for label in rows["label"]]
-    teacher = Predictor(card, load_model(card)).batch_probabilities(
+    teacher = Predictor.from_card(card).batch_probabilities(
         [np.asarray(Image.open(path).convert("RGB")) for path in paths])
     one_hot = np.eye(len(card["classes"]))[labels]
     assert np.allclose(soft_targets([card], paths, labels, 0.0), one_hot)

@@ -138,7 +138,7 @@ def offenders(description: str, values) -> str:
 
 
 def unusable_images(paths) -> dict[str, list[str]]:
-    """Problem -> the files that have it, judged by the training pipeline's own decoder;
+    """Problem -> the files that have it, judged by the training pipeline's decoder (the app's);
     Pillow only names the format of a file that decoder cannot read."""
     from train.pipeline import undecodable  # imports TensorFlow
 

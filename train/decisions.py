@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from skin.cards import CardError
+from skin.cards import CardError, split_identity
 from skin.decision import (
     DEFAULT_GUARD_FLAG_RATE, DEFAULT_TARGET_SENSITIVITY, GUARD_FIT_IMAGES, guard_rule,
     make_guard, referral_rule,
@@ -28,19 +28,10 @@ from skin.decision import (
 from skin.files import atomic_write_text
 from skin.images import read_image
 from skin.metrics import evaluate, summary_metrics
-from skin.predict import ensemble_guard_score
+from skin.predict import ensemble_guard_score, ensemble_probabilities
 from skin.registry import ENSEMBLE_RECORD, LOAD_ERRORS, SHIPPED_MODELS, Registry
 from train.data import DatasetError, load_dataset
 from train.split import remade_split_rows
-
-
-def split_key(card: dict) -> tuple:
-    training = card.get("training") or {}
-    if "split_fingerprint" not in training:
-        raise CardError(f"{card['_path']} records no split fingerprint: its validation "
-                        "split cannot be re-made")
-    return (training["seed"], training["split_fingerprint"],
-            training.get("config", {}).get("test_source"))
 
 
 class SplitImages:
@@ -51,7 +42,7 @@ class SplitImages:
         self.table, self.cache = table, {}
 
     def get(self, card: dict) -> dict:
-        key = split_key(card)
+        key = split_identity(card)
         if key not in self.cache:
             seed, fingerprint, source = key
             sides = {side: remade_split_rows(self.table, seed, fingerprint, side,
@@ -78,7 +69,7 @@ def mean_scores(members: list[tuple], guards: list[dict]) -> tuple:
     """The ensemble's (labels, probabilities, guard scores): the mean of its members'
     probabilities, and their guard scores combined as the served ensemble combines them."""
     labels = members[0][0]
-    return (labels, np.mean([probs for _, probs, _ in members], axis=0),
+    return (labels, ensemble_probabilities([probs for _, probs, _ in members]),
             ensemble_guard_score([scores for _, _, scores in members], guards))
 
 
@@ -115,7 +106,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from skin.predict import Predictor
-    from skin.registry import load_guard, load_model
+    from skin.registry import load_guard
     try:
         registry = Registry.discover([Path(args.models)])
         if not registry.cards:
@@ -124,7 +115,7 @@ def main(argv=None) -> int:
         scored = {}
         for name, card in registry.cards.items():
             print(f"scoring {name} ...", file=sys.stderr, flush=True)
-            predictor = Predictor(card, load_model(card))
+            predictor = Predictor.from_card(card)
             outputs = {side: (np.array([card["classes"].index(label) for label in labels]),
                               *predictor.batch_outputs(pixels))
                        for side, (labels, pixels) in images.get(card).items()}
@@ -143,7 +134,7 @@ def main(argv=None) -> int:
         return 2
 
     members = registry.ensemble_members()
-    if len(members) > 1 and len({split_key(registry.cards[m]) for m in members}) == 1:
+    if len(members) > 1 and len({split_identity(registry.cards[m]) for m in members}) == 1:
         classes = registry.cards[members[0]]["classes"]
         guards = [registry.cards[m]["guard"] for m in members]
         mean = {side: mean_scores([scored[m][side] for m in members], guards)

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from skin.cards import read_card
+from skin.cards import read_card, training
 from skin.fetch import fetch
 from skin.files import atomic_path
-from skin.registry import LOAD_ERRORS, load_model
+from skin.registry import LOAD_ERRORS
 
 
 class TeacherError(Exception):
@@ -42,7 +42,7 @@ def read_teachers(paths, classes: list[str], split_fingerprint: str) -> list[dic
         if list(card["classes"]) != list(classes):
             raise TeacherError(f"teacher {card['name']} predicts {','.join(card['classes'])}, "
                                f"not this run's classes {','.join(classes)} in that order")
-        if card.get("training", {}).get("split_fingerprint") != split_fingerprint:
+        if training(card).get("split_fingerprint") != split_fingerprint:
             raise TeacherError(f"teacher {card['name']} was not trained on this run's split "
                                "(its card's split_fingerprint differs): it may have seen the "
                                "validation or test images; pass the split it was trained on "
@@ -63,19 +63,19 @@ def teacher_record(cards: list[dict]) -> list[dict]:
 def soft_targets(cards: list[dict], image_paths, labels, weight: float) -> np.ndarray:
     """(n, n_classes) float32 targets: the one-hot labels mixed with the teachers' mean
     calibrated probabilities on the images."""
-    from skin.predict import Predictor  # imports TensorFlow
+    from skin.predict import Ensemble, Predictor  # imports TensorFlow
     from train.pipeline import decode  # the training pipeline's own pixels
 
     images = [decode(str(path)).numpy() for path in image_paths]
-    probs = []
+    teachers = []
     for card in cards:
         try:
-            predictor = Predictor(card, load_model(card))
+            teachers.append(Predictor.from_card(card))
         except LOAD_ERRORS as e:
             raise TeacherError(f"teacher {card['name']}: {e}") from None
-        probs.append(predictor.batch_probabilities(images))
     one_hot = np.eye(len(cards[0]["classes"]), dtype=np.float32)[np.asarray(labels)]
-    return ((1 - weight) * one_hot + weight * np.mean(probs, axis=0)).astype(np.float32)
+    return ((1 - weight) * one_hot
+            + weight * Ensemble(teachers).batch_probabilities(images)).astype(np.float32)
 
 
 def cached_soft_targets(work_dir: Path, cards: list[dict], image_paths, labels,

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from skin.images import read_image
 from skin.preprocessing import center_crop_resize, model_input
 from train.augment import RandomAffine
 
@@ -47,18 +48,19 @@ def augmenter(seed: int, strength: str = "standard") -> keras.Sequential:
 
 
 def decode(path):
-    """A file path -> HxWx3 uint8 (JPEG, PNG, GIF or BMP; the first frame).
+    """A file path -> HxWx3 uint8 RGB, decoded by the app's own decoder
+    (skin.images.read_image: EXIF rotation applied, transparency on white, the first frame
+    of an animation, the same formats and size limits but the 32-pixel minimum of an
+    upload) inside the tf.data graph, so that a model trains on exactly the pixels it is
+    served. Each image is decoded once: the pipeline caches them after the first epoch."""
+    pixels = tf.numpy_function(_read_image, [tf.io.read_file(path)], tf.uint8, stateful=False)
+    pixels.set_shape([None, None, 3])
+    return pixels
 
-    JPEGs use libjpeg's accurate integer IDCT, which gives exactly Pillow's pixels (what
-    the app and `python -m skin` see); TensorFlow's default fast IDCT differs from them by
-    up to 3 levels in most pixels, enough to flip borderline predictions.
-    """
-    raw = tf.io.read_file(path)
-    return tf.cond(
-        tf.io.is_jpeg(raw),
-        lambda: tf.io.decode_jpeg(raw, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(raw, channels=3, expand_animations=False),
-    )
+
+def _read_image(data) -> np.ndarray:
+    # Eagerly the bytes arrive as a 0-d object array, inside a graph as bytes.
+    return read_image(np.asarray(data, dtype=object).item(), min_side=1)
 
 
 def load_image(path, size: int):

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from skin.cards import class_balance
+from skin.cards import class_balance, referral_on_test, test_evaluation, training
 
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy", "auc_ovr", "ece"]
 LOWER_IS_BETTER = {"ece"}
@@ -14,11 +14,11 @@ def metrics_table(cards: dict) -> pd.DataFrame:
     """One row per model: test metrics, their 95% intervals, size and provenance."""
     rows = {}
     for name, card in cards.items():
-        ev = card.get("evaluation", {})
+        ev = test_evaluation(card)
         intervals = ev.get("intervals_95") or {}
         row = {m: ev.get(m) for m in METRICS}
         row.update({f"{m} 95% CI": _interval(intervals.get(m)) for m in METRICS})
-        test = (card.get("referral") or {}).get("test") or {}
+        test = referral_on_test(card.get("referral"))
         for column in REFERRAL:
             key = column.split()[-1]
             row[column] = test.get(key)
@@ -29,7 +29,7 @@ def metrics_table(cards: dict) -> pd.DataFrame:
             "weights (MiB)": round(card["source"].get("bytes", 0) / 2**20, 1) or None,
             "input px": card["input_size"],
             "class balance": class_balance(card),
-            "split": (card.get("training", {}).get("split_fingerprint") or "")[:10],
+            "split": (training(card).get("split_fingerprint") or "")[:10],
         })
         rows[name] = row
     return pd.DataFrame.from_dict(rows, orient="index")

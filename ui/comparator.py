@@ -9,7 +9,6 @@ import pandas as pd
 import streamlit as st
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
-from pages import charts
 from skin.classes import MALIGNANT, full_name
 from skin.comparison import (
     SEED_SPREAD, agreement, balanced_accuracy_intervals, class_support, paired_differences,
@@ -17,6 +16,7 @@ from skin.comparison import (
 )
 from skin.decision import malignant_probability, usable_referral
 from skin.scores import ENSEMBLE
+from ui import charts
 
 BOOTSTRAP = 1000
 MALIGNANT_VS_BENIGN = "malignant vs benign"

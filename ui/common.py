@@ -12,10 +12,9 @@ from pathlib import Path
 import streamlit as st
 
 from skin.decision import DECISION_TEXT, INCONCLUSIVE, LOW_RISK, NOT_DERMOSCOPY, REFER
-from skin.fetch import WEIGHT_LOCATIONS
 from skin.gradcam import overlay
 from skin.images import HEIF_SUFFIXES, HEIF_SUPPORTED, IMAGE_SUFFIXES, InvalidImage, read_image
-from skin.registry import LOAD_ERRORS, Registry, load_model
+from skin.registry import LOAD_ERRORS, Registry
 
 DISCLAIMER = ("**Research demo, not a medical device.** This output is not a diagnosis and "
               "must not guide any medical decision. See a dermatologist about any lesion "
@@ -36,25 +35,7 @@ def disclaimer() -> None:
 def registry() -> Registry:
     """The registered model cards, where st.secrets may move a card's weights elsewhere:
     [models.NAME] gdrive = "..." or url = "..." (sha256 = "..." too if the weights changed)."""
-    found = Registry.discover()
-    for name, override in _secret("models", {}).items():
-        card = found.cards.get(name)
-        if card is None:
-            found.problems.append(f"st.secrets [models.{name}] is ignored: no model is named "
-                                  f"{name} (registered: {', '.join(found.cards) or 'none'})")
-        elif "gdrive" in override or "url" in override:
-            card["source"] = moved_source(card["source"], override)
-    return found
-
-
-def moved_source(source: dict, override: dict) -> dict:
-    """The card's source with its weights at the override's location (and sha256)."""
-    sha256 = override.get("sha256", source.get("sha256"))
-    moved = {k: v for k, v in source.items() if k not in WEIGHT_LOCATIONS}
-    if sha256 != source.get("sha256"):
-        moved.pop("bytes", None)  # other weights: their size is not known
-    location = {k: override[k] for k in ("gdrive", "url") if k in override}
-    return {**moved, **location, "sha256": sha256}
+    return Registry.discover(moved=_secret("models", {}))
 
 
 def _secret(key, default):
@@ -69,16 +50,18 @@ def _cached_predictor(name: str, card_digest: str, _card: dict):
     from skin.predict import Predictor
     keep_compiled_models_warm()
     # Only the graph the pages call first: TTA traces on its first use (a second or two).
-    return Predictor(_card, load_model(_card)).warm_up(single=False, tta=False, explain=True)
+    return Predictor.from_card(_card).warm_up(single=False, tta=False, explain=True)
 
 
 def keep_compiled_models_warm() -> None:
     """Streamlit calls keras.backend.clear_session() after every script run, to free the
     models a script built. With TensorFlow that also empties the kernel cache, so the next
-    run re-creates every kernel of every cached model: 3.8 s for five models' predictions
-    and 3.2 s for their Grad-CAMs on 2 cores, instead of 0.1 s each
-    (benchmarks/compare_page.py). This app builds models only inside st.cache_resource,
-    which keeps them for the server's life: there is nothing for that call to free."""
+    run re-creates every kernel of every cached model: 5.0 s for five models' predictions
+    and maps on 2 cores, instead of 0.12 s (benchmarks/compare_page.py). It also restarted
+    Keras's automatic layer names in every thread, so a model being built for another
+    session at that moment got two layers of one name, and Keras refused it (found by
+    tests/test_load.py). This app builds models only inside st.cache_resource, after this
+    runs, and keeps them for the server's life: there is nothing for that call to free."""
     import keras
 
     keras.backend.clear_session = _keep_session
