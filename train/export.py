@@ -14,14 +14,15 @@ import keras
 import tensorflow as tf
 
 from skin.backbones import get_backbone, with_features
-from skin.cards import CARD_FORMAT
+from skin.cards import CARD_FORMAT, TrainingRecord
 from skin.classes import full_name
 from skin.decision import make_guard, referral_rule
 from skin.files import atomic_path, atomic_write_text, file_sha256
 from skin.metrics import evaluate, summary_metrics
 from skin.predict import calibrate, choose_uncertainty_thresholds
 from skin.preprocessing import RESIZE_METHOD
-from train.fit import save_weights
+from train.config import RunConfig
+from train.fit import TrainingState, save_weights
 
 
 def fit_temperature(labels, probs) -> float:
@@ -36,20 +37,36 @@ def fit_temperature(labels, probs) -> float:
     return float(np.exp(result.x))
 
 
-def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
-           val_data, val_labels, test_data, test_labels, n_resamples: int, seed: int,
-           weights_dtype: str = "float32", guard_data=None) -> Path:
-    """Write <name>.weights.h5, score the model with exactly those weights (uncompiled, as
-    the card describes it), then write <name>.json; return the card's path.
+def training_record(config: RunConfig, state: TrainingState, dataset, assignment,
+                    split_file: Path) -> TrainingRecord:
+    """The card's `training` block: the run's configuration, how it went, and the data
+    and split it saw."""
+    return {
+        "config": config.record(), "seed": config.seed, "epochs_run": state.epochs_done,
+        "best_epoch": state.best_epoch + 1, "stopped_early": state.stopped_early,
+        "seconds": round(state.seconds, 1), "data_layout": dataset.layout,
+        "data_fingerprint": dataset.fingerprint(),
+        "split_file": split_file.name, "split_fingerprint": file_sha256(split_file),
+        "split_counts": {k: int(v) for k, v in assignment.value_counts().items()},
+        "history": state.history,
+    }
 
-    `guard_data` (training images, unaugmented) fits the input guard, written to
-    <name>.guard.npz; without it the card has no guard (`python -m train.decisions`
-    can add one).
+
+def export(model: keras.Model, name: str, out_dir: Path, config: RunConfig, init: str,
+           training: TrainingRecord, *, val, test, guard_data=None,
+           n_resamples: int, weights_dtype: str = "float32") -> Path:
+    """Write <name>.weights.h5, score the model with exactly those weights (uncompiled, as
+    the card describes it), then write the card, <name>.json; return the card's path.
+
+    `val` and `test` are (dataset, labels); `guard_data` (training images, unaugmented)
+    fits the input guard, written to <name>.guard.npz; without it the card has no guard
+    (`python -m train.decisions` can add one).
 
     With float16 storage the card also keeps the float32 model's test figures, so the
     cost of halving the file is on record (`evaluation.float32`).
     """
-    classes = card_fields["classes"]
+    (val_data, val_labels), (test_data, test_labels) = val, test
+    classes = config.classes
     weights_file = out_dir / f"{name}.weights.h5"
     float32_scores = None
     if weights_dtype == "float16":
@@ -68,7 +85,7 @@ def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
     temperature = fit_temperature(val_labels, val_probs)
     val_calibrated, test_calibrated = (calibrate(p, temperature) for p in (val_probs, test_probs))
     test_eval = evaluate(test_labels, test_calibrated, classes,
-                         n_resamples=n_resamples, seed=seed)
+                         n_resamples=n_resamples, seed=config.seed)
     evaluation = {"split": "test", **test_eval,
                   "ece_before_temperature": summary_metrics(test_labels, test_probs)["ece"]}
     if float32_scores is not None:
@@ -77,18 +94,19 @@ def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
     card = {
         "format": CARD_FORMAT,
         "name": name,
-        **card_fields,
+        "backbone": config.backbone, "classes": classes, "input_size": config.img_size,
+        "init": init,
         "class_names": {c: full_name(c) for c in classes},
         "preprocessing": {"resize": RESIZE_METHOD,
-                          "mode": get_backbone(card_fields["backbone"]).preprocessing,
-                          **card_fields.get("preprocessing", {})},
+                          "mode": get_backbone(config.backbone).preprocessing,
+                          "colour_constancy": config.colour_constancy},
         "parameters": int(model.count_params()),
         "source": {"file": weights_file.name, "sha256": file_sha256(weights_file),
                    "bytes": weights_file.stat().st_size, "dtype": weights_dtype},
         "temperature": temperature,
         "uncertainty": choose_uncertainty_thresholds(val_labels, val_calibrated),
         "referral": referral_rule(classes, val_labels, val_calibrated, test_labels,
-                                  test_calibrated, n_resamples=n_resamples, seed=seed),
+                                  test_calibrated, n_resamples=n_resamples, seed=config.seed),
         "guard": None if guard_data is None else make_guard(
             scorer.predict(guard_data, verbose=0)[1], val_features, test_features,
             out_dir / f"{name}.guard.npz"),
@@ -96,6 +114,7 @@ def export(model: keras.Model, name: str, out_dir: Path, card_fields: dict,
         "validation": {"split": "val", "n": int(len(val_labels)),
                        **summary_metrics(val_labels, val_calibrated)},
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+        "training": training,
     }
     card_path = out_dir / f"{name}.json"
     atomic_write_text(card_path, json.dumps(card, indent=1))
