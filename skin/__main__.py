@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -201,99 +200,58 @@ def fitting_cards(cards: list[dict], labels, model: str) -> list[dict]:
     return fitting
 
 
-def cmd_evaluate(args, registry):
+def figures_under_rules(y, probs, guard_scores, classes, rules: dict | None,
+                        n_resamples: int) -> dict:
+    """The figures of one model (or the ensemble) on labelled images, under its own
+    rules: its referral threshold and its input guard (a card or an ensemble record)."""
     from skin.metrics import evaluate
+    figures = evaluate(y, probs, classes, n_resamples=n_resamples)
+    referral = usable_referral((rules or {}).get("referral"), classes)
+    figures["referral"] = None if referral is None else {
+        "threshold": referral["threshold"], **referral_report(
+            np.isin(y, [classes.index(c) for c in referral["malignant_classes"]]),
+            malignant_probability(probs, classes, referral["malignant_classes"]),
+            referral["threshold"], n_resamples=n_resamples)}
+    guard = (rules or {}).get("guard")
+    figures["guard_flagged"] = None if guard is None or guard_scores is None else \
+        float(np.mean(is_flagged(guard_scores, guard)))
+    return figures
+
+
+def evaluation_report(args, registry, loaded, labels, outputs) -> dict:
+    """{model name: figures} for every loaded model (unless only the ensemble was
+    asked for) and the ensemble of the loaded members, with its members named."""
     from skin.predict import ensemble_guard_score, ensemble_probabilities
-    from skin.scores import ENSEMBLE, Scores, card_identity
-    cards = chosen_cards(registry, args.model)
-    codes = list(dict.fromkeys(code for card in cards for code in card["classes"]))
-    labels = read_labels(args.labels, args.id_column, args.label_column, codes)
-    files, missing = find_images(Path(args.images), labels.index.tolist())
-    if missing:
-        raise UsageError(f"{len(missing)} listed images have no file in {args.images}: "
-                         f"{', '.join(missing[:5])}")
-    cards = fitting_cards(cards, labels, args.model)
+    from skin.scores import ENSEMBLE
 
     def true_indices(card):
         return [card["classes"].index(label) for label in labels]
 
-    # Images are read a chunk at a time: a test set of full-resolution dermoscopy photos
-    # would not fit in memory all at once.
-    loaded, unavailable = predictors(cards, args.model)
-    chunks = {p.name: [] for p in loaded}
-    guard_chunks = {p.name: [] for p in loaded}
-    seconds = {p.name: 0.0 for p in loaded}
-    for start in range(0, len(labels), EVALUATION_CHUNK):
-        progress(f"predicting images {start + 1} to "
-                 f"{min(start + EVALUATION_CHUNK, len(labels))} of {len(labels)} ...")
-        images = []
-        for image_id in labels.index[start:start + EVALUATION_CHUNK]:
-            try:
-                images.append(read_image(files[image_id]))
-            except InvalidImage as e:
-                raise InvalidImage(f"{files[image_id]}: {e}") from None
-        for predictor in loaded:
-            started = time.perf_counter()
-            chunk_probs, chunk_guard_scores = predictor.batch_scores(images)
-            seconds[predictor.name] += time.perf_counter() - started
-            chunks[predictor.name].append(chunk_probs)
-            guard_chunks[predictor.name].append(chunk_guard_scores)
-    probs = {name: np.concatenate(parts) for name, parts in chunks.items()}
-    guard_scores = {name: None if any(part is None for part in parts) else np.concatenate(parts)
-                    for name, parts in guard_chunks.items()}  # None: a model without a guard
-
-    def scores(y, model_probs, model_guard_scores, classes, rules):
-        """The figures of one model (or the ensemble) under its own rules."""
-        figures = evaluate(y, model_probs, classes, n_resamples=args.bootstrap)
-        referral = usable_referral((rules or {}).get("referral"), classes)
-        figures["referral"] = None if referral is None else {
-            "threshold": referral["threshold"], **referral_report(
-                np.isin(y, [classes.index(c) for c in referral["malignant_classes"]]),
-                malignant_probability(model_probs, classes, referral["malignant_classes"]),
-                referral["threshold"], n_resamples=args.bootstrap)}
-        guard = (rules or {}).get("guard")
-        figures["guard_flagged"] = None if guard is None or model_guard_scores is None else \
-            float(np.mean(is_flagged(model_guard_scores, guard)))
-        return figures
-
     report = {}
     if args.model != "ensemble":
         for predictor in loaded:
-            report[predictor.name] = scores(true_indices(predictor.card), probs[predictor.name],
-                                            guard_scores[predictor.name], predictor.classes,
-                                            predictor.card)
-    members = [name for name in registry.ensemble_members() if name in probs]
+            report[predictor.name] = figures_under_rules(
+                true_indices(predictor.card), outputs.probs[predictor.name],
+                outputs.guard_scores[predictor.name], predictor.classes, predictor.card,
+                args.bootstrap)
+    members = [name for name in registry.ensemble_members() if name in outputs.probs]
     if len(members) > 1:
-        probs[ENSEMBLE] = ensemble_probabilities([probs[name] for name in members])
-        seconds[ENSEMBLE] = sum(seconds[name] for name in members)
+        outputs.probs[ENSEMBLE] = ensemble_probabilities([outputs.probs[n] for n in members])
+        outputs.seconds[ENSEMBLE] = sum(outputs.seconds[n] for n in members)
     if args.model == "ensemble" and len(members) == 1:
         progress(f"the ensemble has one model, {members[0]}: its figures are that model's")
     if members and (args.model == "ensemble" or (args.model == "all" and len(members) > 1)):
         shared = registry.cards[members[0]]  # every member has its classes
-        report["ensemble"] = {"members": members, **scores(
-            true_indices(shared), probs.get(ENSEMBLE, probs[members[0]]),
-            ensemble_guard_score([guard_scores[name] for name in members],
-                                 [registry.cards[name].get("guard") for name in members]),
-            shared["classes"], ensemble_record_for(registry.ensemble_record, members))}
-    status = 1 if unavailable else 0
-    comparison = None
-    if args.compare:
-        # Every model that shares the first one's classes (the ensemble's, as listed).
-        classes = loaded[0].classes
-        compared = [n for n in probs if n == ENSEMBLE or registry.cards[n]["classes"] == classes]
-        scored = Scores(
-            f"{args.labels} ({len(labels)} images)", classes, labels.index.tolist(),
-            labels.tolist(), {n: probs[n] for n in compared},
-            {n: seconds[n] / len(labels) for n in compared},
-            {p.name: card_identity(p.card) for p in loaded if p.name in compared},
-            members if ENSEMBLE in compared else [])
-        comparison = compare(scored, args.bootstrap, args.out)
-    if args.json:
-        from skin.comparison import report_as_json
-        print(json.dumps({"models": report, "unavailable_models": unavailable,
-                          **({"comparison": report_as_json(comparison)} if comparison else {})},
-                         indent=1))
-        return status
+        report["ensemble"] = {"members": members, **figures_under_rules(
+            true_indices(shared), outputs.probs.get(ENSEMBLE, outputs.probs[members[0]]),
+            ensemble_guard_score([outputs.guard_scores[n] for n in members],
+                                 [registry.cards[n].get("guard") for n in members]),
+            shared["classes"], ensemble_record_for(registry.ensemble_record, members),
+            args.bootstrap)}
+    return report
+
+
+def print_evaluation(report: dict) -> None:
     for name, m in report.items():
         auc = "n/a" if m["auc_ovr"] is None else f"{m['auc_ovr']:.3f}"
         if name == "ensemble":
@@ -306,9 +264,48 @@ def cmd_evaluate(args, registry):
         if m["guard_flagged"] is not None:
             print(f"  input guard: flags {m['guard_flagged']:.3f} of these images as not "
                   "dermoscopic")
-    if comparison:
-        from skin.comparison import format_report
-        print("\n" + format_report(comparison))
+
+
+def cmd_evaluate(args, registry):
+    from skin.scores import ENSEMBLE, Scores, card_identity, score_in_chunks
+    cards = chosen_cards(registry, args.model)
+    codes = list(dict.fromkeys(code for card in cards for code in card["classes"]))
+    labels = read_labels(args.labels, args.id_column, args.label_column, codes)
+    files, missing = find_images(Path(args.images), labels.index.tolist())
+    if missing:
+        raise UsageError(f"{len(missing)} listed images have no file in {args.images}: "
+                         f"{', '.join(missing[:5])}")
+    cards = fitting_cards(cards, labels, args.model)
+    loaded, unavailable = predictors(cards, args.model)
+    progress(f"predicting {len(labels)} images with {', '.join(p.name for p in loaded)} ...")
+    outputs = score_in_chunks(
+        loaded, labels.index.tolist(), files.get, skip_unreadable=False,
+        chunk=EVALUATION_CHUNK,
+        on_progress=lambda done, total: progress(f"predicted {done} of {total} images"))
+    report = evaluation_report(args, registry, loaded, labels, outputs)
+    comparison = None
+    if args.compare:
+        # Every model that shares the first one's classes (the ensemble's, as listed).
+        probs, classes = outputs.probs, loaded[0].classes
+        compared = [n for n in probs if n == ENSEMBLE or registry.cards[n]["classes"] == classes]
+        scored = Scores(
+            f"{args.labels} ({len(labels)} images)", classes, labels.index.tolist(),
+            labels.tolist(), {n: probs[n] for n in compared},
+            {n: outputs.seconds[n] / len(labels) for n in compared},
+            {p.name: card_identity(p.card) for p in loaded if p.name in compared},
+            report.get("ensemble", {}).get("members", []) if ENSEMBLE in compared else [])
+        comparison = compare(scored, args.bootstrap, args.out)
+    status = 1 if unavailable else 0
+    if args.json:
+        from skin.comparison import report_as_json
+        print(json.dumps({"models": report, "unavailable_models": unavailable,
+                          **({"comparison": report_as_json(comparison)} if comparison else {})},
+                         indent=1))
+    else:
+        print_evaluation(report)
+        if comparison:
+            from skin.comparison import format_report
+            print("\n" + format_report(comparison))
     return status
 
 

@@ -88,6 +88,57 @@ def card_identity(card: dict) -> dict:
             "temperature": float(card.get("temperature", 1.0))}
 
 
+@dataclass
+class ModelOutputs:
+    """What each model gives for the images that could be read, in their order."""
+    kept: list  # positions, in the image ids given, of the images that were read
+    probs: dict  # model name -> (n, n_classes) calibrated probabilities
+    guard_scores: dict  # model name -> (n,) input-guard scores, or None without a guard
+    seconds: dict  # model name -> seconds spent predicting
+    skipped: list  # (image id, reason) of the images that could not be read
+
+
+def score_in_chunks(predictors, image_ids, load, *, skip_unreadable: bool = True,
+                    on_progress=None, chunk: int = CHUNK) -> ModelOutputs:
+    """Every predictor's outputs on the images, read `chunk` at a time (a test set of
+    full-resolution photos would not fit in memory at once). load(image_id) gives the
+    image's bytes or path; an image that cannot be read is skipped, or with
+    skip_unreadable=False raises InvalidImage naming it. on_progress(done, total) is
+    called after each chunk."""
+    probs = {p.name: [] for p in predictors}
+    guards = {p.name: [] for p in predictors}
+    seconds = {p.name: 0.0 for p in predictors}
+    kept, skipped = [], []
+    for start in range(0, len(image_ids), chunk):
+        images = []
+        for position in range(start, min(start + chunk, len(image_ids))):
+            image_id = image_ids[position]
+            try:
+                images.append(read_image(load(image_id)))
+            except InvalidImage as e:
+                if not skip_unreadable:
+                    raise InvalidImage(f"{load(image_id)}: {e}") from None
+                skipped.append((image_id, str(e)))
+                continue
+            kept.append(position)
+        for predictor in predictors:
+            if images:
+                started = time.perf_counter()
+                chunk_probs, chunk_guard_scores = predictor.batch_scores(images)
+                seconds[predictor.name] += time.perf_counter() - started
+                probs[predictor.name].append(chunk_probs)
+                guards[predictor.name].append(chunk_guard_scores)
+        if on_progress:
+            on_progress(min(start + chunk, len(image_ids)), len(image_ids))
+    return ModelOutputs(
+        kept,
+        {p.name: np.concatenate(probs[p.name]) if probs[p.name]
+         else np.empty((0, len(p.classes))) for p in predictors},
+        {name: None if not parts or any(part is None for part in parts)
+         else np.concatenate(parts) for name, parts in guards.items()},
+        seconds, skipped)
+
+
 def score_images(predictors, image_ids, labels, load, description: str,
                  ensemble_members=(), on_progress=None) -> tuple[Scores, list]:
     """Score labelled images with every predictor (and the ensemble of the named members
@@ -96,36 +147,16 @@ def score_images(predictors, image_ids, labels, load, description: str,
     on_progress(done, total) is called after each chunk."""
     if any(p.classes != predictors[0].classes for p in predictors):
         raise ValueError("models compared on the same images need the same classes")
-    probs = {p.name: [] for p in predictors}
-    seconds = {p.name: 0.0 for p in predictors}
-    kept_ids, kept_labels, skipped = [], [], []
-    for start in range(0, len(image_ids), CHUNK):
-        images = []
-        for image_id, label in zip(image_ids[start:start + CHUNK], labels[start:start + CHUNK]):
-            try:
-                images.append(read_image(load(image_id)))
-            except InvalidImage as e:
-                skipped.append((image_id, str(e)))
-                continue
-            kept_ids.append(image_id)
-            kept_labels.append(label)
-        for predictor in predictors:
-            if images:
-                started = time.perf_counter()
-                probs[predictor.name].append(predictor.batch_probabilities(images))
-                seconds[predictor.name] += time.perf_counter() - started
-        if on_progress:
-            on_progress(min(start + CHUNK, len(image_ids)), len(image_ids))
-    n_classes = len(predictors[0].classes)
-    probs = {name: np.concatenate(parts) if parts else np.empty((0, n_classes))
-             for name, parts in probs.items()}
+    outputs = score_in_chunks(predictors, image_ids, load, on_progress=on_progress)
+    probs, seconds = outputs.probs, outputs.seconds
     members = [p.name for p in predictors if p.name in ensemble_members]
     if len(members) > 1 and len(members) == len(ensemble_members):
         probs[ENSEMBLE] = ensemble_probabilities([probs[name] for name in members])
         seconds[ENSEMBLE] = sum(seconds[name] for name in members)
     else:
         members = []
-    per_image = {name: s / max(len(kept_ids), 1) for name, s in seconds.items()}
+    per_image = {name: s / max(len(outputs.kept), 1) for name, s in seconds.items()}
     models = {p.name: card_identity(p.card) for p in predictors}
-    return Scores(description, list(predictors[0].classes), kept_ids, kept_labels, probs,
-                  per_image, models, members), skipped
+    return Scores(description, list(predictors[0].classes),
+                  [image_ids[i] for i in outputs.kept], [labels[i] for i in outputs.kept],
+                  probs, per_image, models, members), outputs.skipped

@@ -161,7 +161,7 @@ def test_evaluate_json_keys(tiny_models, labelled_folder):
                      r"\[[\d.]+, [\d.]+\] on 8 malignant, specificity", text.stdout)
     assert report["n"] == 12 and sum(map(sum, report["confusion_matrix"])) == 12
     assert "loading tiny-mobilenetv2" in result.stderr
-    assert "predicting images 1 to 12 of 12" in result.stderr
+    assert "predicting 12 images with tiny-mobilenetv2 ..." in result.stderr
 
 
 def test_evaluate_reads_the_images_a_chunk_at_a_time(tiny_models, labelled_folder,
@@ -176,7 +176,8 @@ def test_evaluate_reads_the_images_a_chunk_at_a_time(tiny_models, labelled_folde
     monkeypatch.setattr(command, "EVALUATION_CHUNK", 5)
     assert command.main(argv) == 0
     printed = capsys.readouterr()
-    assert "predicting images 11 to 12 of 12" in printed.err  # three chunks of 5, 5 and 2
+    assert [line for line in printed.err.splitlines() if line.startswith("predicted")] == [
+        "predicted 5 of 12 images", "predicted 10 of 12 images", "predicted 12 of 12 images"]
     assert json.loads(printed.out) == whole
 
 
