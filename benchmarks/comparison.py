@@ -27,8 +27,8 @@ from skin.metrics import evaluate, lead_over_best, paired_difference  # noqa: E4
 from skin.predict import Ensemble, Predictor  # noqa: E402
 from skin.scores import ENSEMBLE, score_images  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry  # noqa: E402
-from train.data import DatasetError, load_dataset  # noqa: E402
-from train.split import remade_split_rows  # noqa: E402
+from skin.dataset import DatasetError, load_dataset  # noqa: E402
+from skin.split import remade_split_rows  # noqa: E402
 
 COLUMNS = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"),
            ("macro-F1", "macro_f1"), ("top-3", "top3_accuracy"), ("AUC (OvR)", "auc_ovr"),

@@ -28,7 +28,7 @@ from skin.decision import GUARD_FIT_IMAGES, FeatureGuard, guard_rule, is_flagged
 from skin.predict import Predictor  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry  # noqa: E402
 from train.decisions import SplitImages  # noqa: E402
-from train.data import load_dataset  # noqa: E402
+from skin.dataset import load_dataset  # noqa: E402
 
 
 def pca_only(guard: FeatureGuard):

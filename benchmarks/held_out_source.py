@@ -30,8 +30,8 @@ from skin.images import read_image  # noqa: E402
 from skin.metrics import bootstrap_statistic  # noqa: E402
 from skin.predict import Predictor, ensemble_probabilities  # noqa: E402
 from skin.registry import Registry  # noqa: E402
-from train.data import load_dataset  # noqa: E402
-from train.split import remade_split_rows  # noqa: E402
+from skin.dataset import load_dataset  # noqa: E402
+from skin.split import remade_split_rows  # noqa: E402
 
 
 def figures(labels: np.ndarray, probs: np.ndarray, classes: list, referral: dict) -> dict:

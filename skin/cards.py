@@ -95,7 +95,7 @@ def training_config(card: Card) -> dict:
 
 def split_identity(card: Card) -> tuple:
     """(seed, split fingerprint, held-out source or None): what re-makes the split the
-    model was trained, validated and tested on (train.split.remade_split_rows)."""
+    model was trained, validated and tested on (skin.split.remade_split_rows)."""
     record = training(card)
     if "split_fingerprint" not in record:
         raise CardError(f"{card.get('_path', card['name'])} records no split fingerprint: "

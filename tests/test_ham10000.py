@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from train.__main__ import main
-from train.data import load_dataset
-from train.split import make_split
+from skin.dataset import load_dataset
+from skin.split import make_split
 
 
 @pytest.fixture(scope="module")

@@ -196,7 +196,7 @@ def test_random_affine_transforms_in_training_only():
 
 def test_a_file_broken_after_validation_is_named(tmp_path):
     """What the trainer does when decoding fails mid-run: find the culprit by name."""
-    from train.data import unusable_images
+    from skin.dataset import unusable_images
     from train.pipeline import undecodable
     paths = write_images(tmp_path, 4)
     assert undecodable(paths) == []

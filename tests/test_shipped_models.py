@@ -62,13 +62,13 @@ def test_the_ensemble_record_is_for_the_shipped_models():
 
 @pytest.fixture(scope="module")
 def dataset_table(ham10000):
-    from train.data import load_dataset
+    from skin.dataset import load_dataset
     return load_dataset(ham10000).table
 
 
 @pytest.mark.parametrize("card_path", CARDS, ids=[p.stem for p in CARDS])
 def test_card_figures_are_reproduced_by_the_serving_code(card_path, dataset_table):
-    from train.split import remade_split_rows
+    from skin.split import remade_split_rows
     registry = Registry.discover([SHIPPED_MODELS])
     card = registry.get(card_path.stem)
     # Raises unless the split re-made from the seed is the one the model was trained on.

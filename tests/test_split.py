@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from train.data import DatasetError, load_dataset
-from train.split import (check_split, make_split, read_split, remade_split_rows,
+from skin.dataset import DatasetError, load_dataset
+from skin.split import (check_split, make_split, read_split, remade_split_rows,
                          split_fingerprint, write_split)
 from tests.conftest import make_ham_layout
 

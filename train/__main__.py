@@ -23,10 +23,10 @@ from skin.backbones import (
 from skin.cards import COLOUR_CONSTANCY
 from skin.decision import GUARD_FIT_IMAGES
 from train.config import RunConfig
-from train.data import DatasetError, load_dataset, offenders, unusable_images
+from skin.dataset import DatasetError, load_dataset, offenders, unusable_images
 from train.distill import TeacherError
 from train.model import InitError
-from train.split import check_split, make_split, read_split, split_fingerprint, write_split
+from skin.split import check_split, make_split, read_split, split_fingerprint, write_split
 
 UNFREEZE_ALL = 10**6
 

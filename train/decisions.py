@@ -30,8 +30,8 @@ from skin.images import read_image
 from skin.metrics import evaluate, summary_metrics
 from skin.predict import ensemble_guard_score, ensemble_probabilities
 from skin.registry import ENSEMBLE_RECORD, LOAD_ERRORS, SHIPPED_MODELS, Registry
-from train.data import DatasetError, load_dataset
-from train.split import remade_split_rows
+from skin.dataset import DatasetError, load_dataset
+from skin.split import remade_split_rows
 
 
 class SplitImages:

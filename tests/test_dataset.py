@@ -2,7 +2,7 @@
 
 import pytest
 
-from train.data import DatasetError, load_dataset
+from skin.dataset import DatasetError, load_dataset
 
 
 def test_ham_layout_reads_ids_labels_and_lesion_groups(ham_layout):

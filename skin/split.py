@@ -10,7 +10,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from skin.files import atomic_write_text
-from train.data import DatasetError, offenders
+from skin.dataset import DatasetError, offenders
 
 SPLITS = ("train", "val", "test")
 
