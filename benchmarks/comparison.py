@@ -22,12 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from serving import median_ms  # noqa: E402
 from skin.cards import class_balance, split_identity  # noqa: E402
 from skin.comparison import comparison_report, format_report  # noqa: E402
+from skin.dataset import HAM10000_BESIDE_CHECKOUT, DatasetError, load_dataset  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import evaluate, lead_over_best, paired_difference  # noqa: E402
 from skin.predict import Ensemble, Predictor  # noqa: E402
-from skin.scores import ENSEMBLE, score_images  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry  # noqa: E402
-from skin.dataset import DatasetError, load_dataset  # noqa: E402
+from skin.scores import ENSEMBLE, score_images  # noqa: E402
 from skin.split import remade_split_rows  # noqa: E402
 
 COLUMNS = [("accuracy", "accuracy"), ("balanced accuracy", "balanced_accuracy"),
@@ -66,8 +66,7 @@ def paired_cell(difference: float, interval: list[float]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
-                                         / "data" / "ham10000"))
+    p.add_argument("--data", default=str(HAM10000_BESIDE_CHECKOUT))
     p.add_argument("--models", default=str(SHIPPED_MODELS))
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples; 0: no intervals")
@@ -81,7 +80,7 @@ def main() -> None:
     paths = dict(zip(test["image_id"], test["path"]))
     scored, skipped = score_images(
         members, list(paths), test["label"].tolist(), paths.get,
-        f"HAM10000 test split (lesion-grouped, seed {cards[0]['training']['seed']})",
+        f"HAM10000 test split (lesion-grouped, seed {split_identity(cards[0])[0]})",
         registry.ensemble_members())
     if skipped:
         sys.exit(f"error: unreadable test images: {skipped[:3]}")
@@ -125,7 +124,7 @@ def main() -> None:
                                   n_resamples=args.bootstrap)
             leads.append(f"| the best member, chosen in each resample | {paired_cell(*best)} |")
     print(f"Test split: n = {len(test)} (lesion-grouped, seed "
-          f"{cards[0]['training']['seed']}); 95% bootstrap intervals.\n")
+          f"{split_identity(cards[0])[0]}); 95% bootstrap intervals.\n")
     print("\n".join(rows))
     if leads:
         print("\nEnsemble minus each member, balanced accuracy, paired 95% bootstrap over "

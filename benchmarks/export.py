@@ -17,6 +17,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from serving import median_ms  # noqa: E402
+from skin.dataset import HAM10000_BESIDE_CHECKOUT  # noqa: E402
 from skin.export import ExportedModel, export  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.predict import Predictor  # noqa: E402
@@ -27,8 +28,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=30)
     p.add_argument("--images", type=int, default=50, help="HAM10000 images to compare on")
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
-                                         / "data" / "ham10000"))
+    p.add_argument("--data", default=str(HAM10000_BESIDE_CHECKOUT))
     args = p.parse_args()
 
     ids = pd.read_csv(Path(args.data) / "metadata.csv")["image_id"].sample(args.images,

@@ -28,7 +28,7 @@ from skin.decision import GUARD_FIT_IMAGES, FeatureGuard, guard_rule, is_flagged
 from skin.predict import Predictor  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry  # noqa: E402
 from train.decisions import SplitImages  # noqa: E402
-from skin.dataset import load_dataset  # noqa: E402
+from skin.dataset import HAM10000_BESIDE_CHECKOUT, load_dataset  # noqa: E402
 
 
 def pca_only(guard: FeatureGuard):
@@ -40,8 +40,7 @@ def pca_only(guard: FeatureGuard):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
-                                         / "data" / "ham10000"))
+    p.add_argument("--data", default=str(HAM10000_BESIDE_CHECKOUT))
     p.add_argument("--models", default=str(SHIPPED_MODELS))
     args = p.parse_args()
 

@@ -25,12 +25,12 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from skin.cards import read_card, split_identity  # noqa: E402
 from skin.comparison import comparison_report, format_report  # noqa: E402
+from skin.dataset import HAM10000_BESIDE_CHECKOUT, load_dataset  # noqa: E402
 from skin.decision import malignant_probability, referral_rates  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import bootstrap_statistic  # noqa: E402
 from skin.predict import Predictor, ensemble_probabilities  # noqa: E402
 from skin.registry import Registry  # noqa: E402
-from skin.dataset import load_dataset  # noqa: E402
 from skin.split import remade_split_rows  # noqa: E402
 
 
@@ -62,8 +62,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("cards", nargs="*")
     p.add_argument("--ensemble", help="a folder of cards whose ensemble to score too")
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
-                                         / "data" / "ham10000"))
+    p.add_argument("--data", default=str(HAM10000_BESIDE_CHECKOUT))
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--tta", action="store_true",
                    help="also score each model with test-time augmentation (8 views)")

@@ -13,7 +13,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comparison import class_indices, paired_cell, shared_split_rows  # noqa: E402
-from skin.cards import read_card  # noqa: E402
+from skin.cards import read_card, split_identity  # noqa: E402
+from skin.dataset import HAM10000_BESIDE_CHECKOUT  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import SUMMARY_METRICS, paired_difference  # noqa: E402
 from skin.predict import Predictor  # noqa: E402
@@ -26,8 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("card_a")
     parser.add_argument("card_b")
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
-                                              / "data" / "ham10000"))
+    parser.add_argument("--data", default=str(HAM10000_BESIDE_CHECKOUT))
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples (at least 1)")
     args = parser.parse_args()
     if args.bootstrap < 1:
@@ -49,7 +49,7 @@ def main() -> None:
 
     a, b = (card["name"] for card in cards)
     print(f"Validation split: n = {len(val)} (lesion-grouped, seed "
-          f"{cards[0]['training']['seed']}); {a} minus {b}, paired 95% bootstrap "
+          f"{split_identity(cards[0])[0]}); {a} minus {b}, paired 95% bootstrap "
           f"({args.bootstrap} resamples of the same images).\n")
     print(f"| figure | {a} | {b} | difference |")
     print("|---|---|---|---|")

@@ -23,9 +23,8 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from skin.backbones import build_classifier, get_backbone  # noqa: E402
+from skin.dataset import HAM10000_BESIDE_CHECKOUT  # noqa: E402
 from train.pipeline import image_dataset  # noqa: E402
-
-HAM10000 = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -115,11 +114,11 @@ def main():
     args = parser.parse_args()
     keras.config.set_dtype_policy(args.dtype_policy)
 
-    meta = pd.read_csv(HAM10000 / "metadata.csv")
+    meta = pd.read_csv(HAM10000_BESIDE_CHECKOUT / "metadata.csv")
     classes = sorted(meta["dx"].unique())
     n = args.steps * args.batch_size
     chosen = meta.sample(n, random_state=0)
-    paths = np.array([str(HAM10000 / "images" / f"{i}.jpg") for i in chosen["image_id"]])
+    paths = np.array([str(HAM10000_BESIDE_CHECKOUT / "images" / f"{i}.jpg") for i in chosen["image_id"]])
     labels = chosen["dx"].map({c: i for i, c in enumerate(classes)}).to_numpy()
 
     pipeline = image_dataset(paths, labels, len(classes), args.backbone, args.img_size,

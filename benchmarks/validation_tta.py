@@ -18,6 +18,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from comparison import class_indices, paired_cell, shared_split_rows  # noqa: E402
+from skin.cards import split_identity  # noqa: E402
+from skin.dataset import HAM10000_BESIDE_CHECKOUT  # noqa: E402
 from skin.images import read_image  # noqa: E402
 from skin.metrics import lead_over_best, paired_difference, summary_metrics  # noqa: E402
 from skin.predict import (  # noqa: E402
@@ -59,8 +61,7 @@ def print_member_disagreement(probs: dict, members: list[str]) -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared"
-                                         / "data" / "ham10000"))
+    p.add_argument("--data", default=str(HAM10000_BESIDE_CHECKOUT))
     p.add_argument("--models", default=str(SHIPPED_MODELS))
     args = p.parse_args()
 
@@ -82,7 +83,7 @@ def main() -> None:
     thresholds["ensemble"] = ensemble_thresholds([thresholds[name] for name in members])
 
     print(f"Validation split: n = {len(val)} (lesion-grouped, seed "
-          f"{cards[0]['training']['seed']}).\n")
+          f"{split_identity(cards[0])[0]}).\n")
     print("| model | TTA | " + " | ".join(FIGURES) + " |")
     print("|---|---|" + "---|" * len(FIGURES))
     for (name, tta), p in probs.items():

@@ -25,6 +25,10 @@ from PIL import Image
 from skin.classes import HAM10000_CLASSES
 from skin.images import IMAGE_SUFFIXES
 
+# Where the project's scripts and tests look for HAM10000 unless told: beside the
+# checkout, as ../shared/data/ham10000 (it is never copied into the repository).
+HAM10000_BESIDE_CHECKOUT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ham10000"
+
 MIN_GROUPS_PER_CLASS = 3  # one for each of train, validation and test
 SHOWN_OFFENDERS = 5
 

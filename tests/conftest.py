@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-HAM10000 = ROOT.parent / "shared" / "data" / "ham10000"
+from skin.dataset import HAM10000_BESIDE_CHECKOUT as HAM10000  # noqa: E402
 
 # Tests that use these fixtures train a model, start a server or a browser, or read the
 # real HAM10000 images: they are marked slow, and `pytest -m "not slow"` runs the rest.
