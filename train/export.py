@@ -71,12 +71,7 @@ def export(model: keras.Model, name: str, out_dir: Path, config: RunConfig, init
     float32_scores = None
     if weights_dtype == "float16":
         float32_scores = summary_metrics(test_labels, model.predict(test_data, verbose=0))
-        with tempfile.TemporaryDirectory(dir=out_dir) as scratch:
-            full = Path(scratch) / "full.weights.h5"
-            model.save_weights(full)
-            with atomic_path(weights_file, suffix=".weights.h5") as compact:
-                to_float16(full, compact)
-                model.load_weights(compact)  # from here on, the shipped weights
+        store_float16(model, weights_file)
     else:
         save_weights(model, weights_file)
     scorer = with_features(model)
@@ -119,6 +114,17 @@ def export(model: keras.Model, name: str, out_dir: Path, config: RunConfig, init
     card_path = out_dir / f"{name}.json"
     atomic_write_text(card_path, json.dumps(card, indent=1))
     return card_path
+
+
+def store_float16(model: keras.Model, weights_file: Path) -> None:
+    """Write the model's weights as float16 and load them back into it, so that what is
+    scored from here on is what is shipped."""
+    with tempfile.TemporaryDirectory(dir=weights_file.parent) as scratch:
+        full = Path(scratch) / "full.weights.h5"
+        model.save_weights(full)
+        with atomic_path(weights_file, suffix=".weights.h5") as compact:
+            to_float16(full, compact)
+            model.load_weights(compact)
 
 
 def to_float16(source: Path, target: Path) -> None:
