@@ -7,9 +7,9 @@ import json
 import pandas as pd
 import pytest
 
-from train.__main__ import main
 from skin.dataset import load_dataset
 from skin.split import make_split
+from train.__main__ import main
 
 
 @pytest.fixture(scope="module")

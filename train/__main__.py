@@ -21,12 +21,12 @@ from skin.backbones import (
     BACKBONES, BackboneError, build_classifier, check_input_size, get_backbone,
 )
 from skin.cards import COLOUR_CONSTANCY
-from skin.decision import GUARD_FIT_IMAGES
-from train.config import RunConfig
 from skin.dataset import DatasetError, load_dataset, offenders, unusable_images
+from skin.decision import GUARD_FIT_IMAGES
+from skin.split import check_split, make_split, read_split, split_fingerprint, write_split
+from train.config import RunConfig
 from train.distill import TeacherError
 from train.model import InitError
-from skin.split import check_split, make_split, read_split, split_fingerprint, write_split
 
 UNFREEZE_ALL = 10**6
 

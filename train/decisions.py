@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from skin.cards import CardError, split_identity
+from skin.dataset import DatasetError, load_dataset
 from skin.decision import (
     DEFAULT_GUARD_FLAG_RATE, DEFAULT_TARGET_SENSITIVITY, GUARD_FIT_IMAGES, guard_rule,
     make_guard, referral_rule,
@@ -30,7 +31,6 @@ from skin.images import read_image
 from skin.metrics import evaluate, summary_metrics
 from skin.predict import ensemble_guard_score, ensemble_probabilities
 from skin.registry import ENSEMBLE_RECORD, LOAD_ERRORS, SHIPPED_MODELS, Registry
-from skin.dataset import DatasetError, load_dataset
 from skin.split import remade_split_rows
 
 
