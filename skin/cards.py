@@ -29,6 +29,8 @@ class TrainingRecord(TypedDict, total=False):
     data_fingerprint: str
     split_file: str
     split_fingerprint: str  # sha256 of split.csv: one split, one fingerprint
+    split_seed: int  # the seed that re-makes the split, where it is not `seed` (a run
+                     # that reused another seed's split file with --split)
     split_counts: dict
     history: list  # one dict per epoch
 
@@ -95,12 +97,14 @@ def training_config(card: Card) -> dict:
 
 def split_identity(card: Card) -> tuple:
     """(seed, split fingerprint, held-out source or None): what re-makes the split the
-    model was trained, validated and tested on (skin.split.remade_split_rows)."""
+    model was trained, validated and tested on (skin.split.remade_split_rows, which
+    refuses a seed that does not make the fingerprinted split)."""
     record = training(card)
     if "split_fingerprint" not in record:
         raise CardError(f"{card.get('_path', card['name'])} records no split fingerprint: "
                         "its split cannot be re-made")
-    return record["seed"], record["split_fingerprint"], training_config(card).get("test_source")
+    return (record.get("split_seed", record["seed"]), record["split_fingerprint"],
+            training_config(card).get("test_source"))
 
 
 def test_evaluation(card: Card) -> dict:

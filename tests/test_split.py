@@ -65,6 +65,18 @@ def test_a_cards_split_is_remade_from_its_seed_and_checked(dataset):
         remade_split_rows(dataset.table.iloc[1:], 5, split_fingerprint(split))
 
 
+def test_a_run_on_another_seeds_split_file_names_the_seed_that_remakes_it(dataset):
+    from skin.cards import split_identity
+    split = make_split(dataset.table, seed=0)
+    record = {"seed": 1, "split_fingerprint": split_fingerprint(split), "config": {}}
+    card = {"name": "seed-1-on-seed-0-split", "training": record}
+    with pytest.raises(DatasetError, match="not the one the model was trained on"):
+        remade_split_rows(dataset.table, *split_identity(card)[:2])
+    record["split_seed"] = 0
+    val = remade_split_rows(dataset.table, *split_identity(card)[:2], "val")
+    assert list(val["image_id"]) == list(split.index[split == "val"])
+
+
 def test_a_source_held_out_split_puts_one_source_and_its_lesions_in_test(dataset):
     table = dataset.table.copy()
     table["source"] = ["clinic-b" if i % 5 == 0 else "clinic-a" for i in range(len(table))]
