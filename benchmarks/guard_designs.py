@@ -24,11 +24,11 @@ from scipy.special import logsumexp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from non_lesion import non_lesion_images  # noqa: E402
+from skin.dataset import HAM10000_BESIDE_CHECKOUT, load_dataset  # noqa: E402
 from skin.decision import GUARD_FIT_IMAGES, FeatureGuard, guard_rule, is_flagged  # noqa: E402
 from skin.predict import Predictor  # noqa: E402
 from skin.registry import SHIPPED_MODELS, Registry  # noqa: E402
 from train.decisions import SplitImages  # noqa: E402
-from skin.dataset import HAM10000_BESIDE_CHECKOUT, load_dataset  # noqa: E402
 
 
 def pca_only(guard: FeatureGuard):

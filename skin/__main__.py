@@ -221,7 +221,7 @@ def figures_under_rules(y, probs, guard_scores, classes, rules: dict | None,
 def evaluation_report(args, registry, loaded, labels, outputs) -> dict:
     """{model name: figures} for every loaded model (unless only the ensemble was
     asked for) and the ensemble of the loaded members, with its members named."""
-    from skin.predict import ensemble_guard_score, ensemble_probabilities
+    from skin.predict import ensemble_guard_score
     from skin.scores import ENSEMBLE
 
     def true_indices(card):
@@ -236,8 +236,7 @@ def evaluation_report(args, registry, loaded, labels, outputs) -> dict:
                 args.bootstrap)
     members = [name for name in registry.ensemble_members() if name in outputs.probs]
     if len(members) > 1:
-        outputs.probs[ENSEMBLE] = ensemble_probabilities([outputs.probs[n] for n in members])
-        outputs.seconds[ENSEMBLE] = sum(outputs.seconds[n] for n in members)
+        outputs.add_ensemble(members)
     if args.model == "ensemble" and len(members) == 1:
         progress(f"the ensemble has one model, {members[0]}: its figures are that model's")
     if members and (args.model == "ensemble" or (args.model == "all" and len(members) > 1)):

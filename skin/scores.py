@@ -97,6 +97,11 @@ class ModelOutputs:
     seconds: dict  # model name -> seconds spent predicting
     skipped: list  # (image id, reason) of the images that could not be read
 
+    def add_ensemble(self, members: list[str]) -> None:
+        """The members' mean as the model ENSEMBLE, its cost the sum of theirs."""
+        self.probs[ENSEMBLE] = ensemble_probabilities([self.probs[n] for n in members])
+        self.seconds[ENSEMBLE] = sum(self.seconds[n] for n in members)
+
 
 def score_in_chunks(predictors, image_ids, load, *, skip_unreadable: bool = True,
                     on_progress=None, chunk: int = CHUNK) -> ModelOutputs:
@@ -148,15 +153,13 @@ def score_images(predictors, image_ids, labels, load, description: str,
     if any(p.classes != predictors[0].classes for p in predictors):
         raise ValueError("models compared on the same images need the same classes")
     outputs = score_in_chunks(predictors, image_ids, load, on_progress=on_progress)
-    probs, seconds = outputs.probs, outputs.seconds
     members = [p.name for p in predictors if p.name in ensemble_members]
     if len(members) > 1 and len(members) == len(ensemble_members):
-        probs[ENSEMBLE] = ensemble_probabilities([probs[name] for name in members])
-        seconds[ENSEMBLE] = sum(seconds[name] for name in members)
+        outputs.add_ensemble(members)
     else:
         members = []
-    per_image = {name: s / max(len(outputs.kept), 1) for name, s in seconds.items()}
+    per_image = {name: s / max(len(outputs.kept), 1) for name, s in outputs.seconds.items()}
     models = {p.name: card_identity(p.card) for p in predictors}
     return Scores(description, list(predictors[0].classes),
                   [image_ids[i] for i in outputs.kept], [labels[i] for i in outputs.kept],
-                  probs, per_image, models, members), outputs.skipped
+                  outputs.probs, per_image, models, members), outputs.skipped
