@@ -205,3 +205,55 @@ def test_a_file_broken_after_validation_is_named(tmp_path):
     with pytest.raises(tf.errors.OpError):
         list(image_dataset(paths, [0, 1, 0, 1], 2, "mobilenetv2", 24, 2, training=False))
     assert unusable_images(paths) == {"unreadable": [paths[2]]}
+
+
+def high_frequency_energy(images):
+    """Mean squared difference between horizontal neighbours, per image."""
+    return (np.diff(np.asarray(images, np.float64), axis=2) ** 2).mean(axis=(1, 2, 3))
+
+
+def test_random_defocus_blurs_the_chosen_share_of_images_in_training_only():
+    from train.augment import RandomDefocus
+    images = np.random.default_rng(0).uniform(0, 255, (64, 24, 24, 3)).astype(np.float32)
+    layer = RandomDefocus(sigma=1.0, rate=0.5, seed=1)
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    out = np.asarray(layer(images, training=True))
+    untouched = np.all(out == images, axis=(1, 2, 3))
+    assert 10 < untouched.sum() < 54  # about half, drawn per image
+    ratio = high_frequency_energy(out[~untouched]) / high_frequency_energy(images[~untouched])
+    assert np.all(ratio < 1) and ratio.min() < 0.3  # up to a full blur of the noise
+    assert out.min() >= 0 and out.max() <= 255
+
+
+def test_random_jpeg_recompresses_the_chosen_share_of_images_in_training_only():
+    from train.augment import RandomJpeg
+    images = np.random.default_rng(1).uniform(0, 255, (64, 24, 24, 3)).astype(np.float32)
+    layer = RandomJpeg(low=30, high=90, rate=0.5, seed=2)
+    np.testing.assert_array_equal(np.asarray(layer(images, training=False)), images)
+    out = np.asarray(layer(images, training=True))
+    untouched = np.all(out == images, axis=(1, 2, 3))
+    assert 10 < untouched.sum() < 54
+    # JPEG at quality <= 90 loses much of pure noise, and keeps the image's scale.
+    assert np.abs(out[~untouched] - images[~untouched]).mean(axis=(1, 2, 3)).min() > 5
+    assert out.min() >= 0 and out.max() <= 255
+    np.testing.assert_allclose(out[~untouched].mean(), images[~untouched].mean(), atol=5)
+
+
+@pytest.mark.parametrize("strength, degraded", [("standard", False), ("acquisition", True)])
+def test_only_acquisition_augmentation_blurs_and_recompresses(strength, degraded):
+    """A flat image with one sharp edge: geometry and brightness keep the edge sharp (one
+    step across one pixel); defocus and JPEG soften or ring it in some images."""
+    from train.pipeline import augmenter
+    image = np.full((32, 32, 3), 60.0, np.float32)
+    image[:, 16:] = 200.0
+    images = np.stack([image] * 32)
+    layer = augmenter(seed=7, strength=strength)
+    layer.layers[0].rotation = layer.layers[0].zoom = layer.layers[0].shift = 0  # no resample
+    layer.layers[0].mirror = False
+    out = np.asarray(layer(images, training=True))
+    # Per row, the values strictly between the two flat levels of the (brightness- and
+    # contrast-moved) image: 0 for a sharp edge.
+    low, high = out.min(axis=(1, 2, 3)), out.max(axis=(1, 2, 3))
+    between = ((out > low[:, None, None, None] + 3) & (out < high[:, None, None, None] - 3))
+    soft_images = between.any(axis=(1, 2, 3)).sum()
+    assert (soft_images > 4) if degraded else (soft_images == 0)

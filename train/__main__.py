@@ -109,10 +109,12 @@ def add_recipe_options(recipe) -> None:
                         help="how the rare classes count as much as the common ones: weights "
                         "(balanced class weights in cce, per-class alpha in focal), sampling "
                         "(batches draw every class equally often; unweighted loss), or none")
-    recipe.add_argument("--augment", choices=("standard", "strong"), default="standard",
-                        help="augmentation strength: standard, or strong (wider zoom, shift, "
-                        "brightness and contrast, plus saturation and hue jitter); the ranges "
-                        "are train/pipeline.py's AUGMENTATIONS")
+    recipe.add_argument("--augment", choices=("standard", "strong", "acquisition"),
+                        default="standard",
+                        help="augmentation: standard; strong (wider zoom, shift, brightness "
+                        "and contrast, plus saturation and hue jitter); or acquisition "
+                        "(standard plus defocus and JPEG re-compression); the ranges are "
+                        "train/pipeline.py's AUGMENTATIONS")
     recipe.add_argument("--colour-constancy", choices=COLOUR_CONSTANCY, default="none",
                         help="shades_of_gray: divide out each image's light colour (p-norm "
                         "6) before the network, in training and serving (the card says so)")

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from skin.images import read_image
 from skin.preprocessing import center_crop_resize, model_input
-from train.augment import RandomAffine
+from train.augment import RandomAffine, RandomDefocus, RandomJpeg
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -17,11 +17,16 @@ AUTOTUNE = tf.data.AUTOTUNE
 # Augmentation strengths, chosen by name (python -m train --augment). "strong" widens the
 # zoom, shift, brightness and contrast ranges and adds colour jitter: dermatoscopes differ
 # in colour, and class-balanced batches show each rare-class image a dozen times an epoch.
+# "acquisition" keeps the standard ranges and adds what another clinic's camera does to an
+# image: defocus (half the images, up to a Gaussian blur of 1 pixel at the training size)
+# and JPEG re-compression (half the images, quality 30 to 90).
+STANDARD = {"zoom": 0.15, "shift": 0.1, "brightness": 0.15, "contrast": 0.15,
+            "saturation": 0.0, "hue": 0.0, "defocus": 0.0, "jpeg": 0.0}
 AUGMENTATIONS = {
-    "standard": {"zoom": 0.15, "shift": 0.1, "brightness": 0.15, "contrast": 0.15,
-                 "saturation": 0.0, "hue": 0.0},
-    "strong": {"zoom": 0.3, "shift": 0.15, "brightness": 0.25, "contrast": 0.25,
+    "standard": STANDARD,
+    "strong": {**STANDARD, "zoom": 0.3, "shift": 0.15, "brightness": 0.25, "contrast": 0.25,
                "saturation": 0.08, "hue": 0.05},
+    "acquisition": {**STANDARD, "defocus": 0.5, "jpeg": 0.5},
 }
 
 
@@ -29,13 +34,18 @@ def augmenter(seed: int, strength: str = "standard") -> keras.Sequential:
     """Random mirror, rotation, zoom and shift (one resample), brightness and contrast;
     with "strong", also saturation (multiplied by f / (1 - f), f drawn from 0.5 +- the
     entry: x0.72 to x1.38) and hue (shifted by up to half the entry of a full turn: 9
-    degrees).
+    degrees); with "acquisition", defocus and JPEG re-compression (entries: the share of
+    images each is applied to).
 
     Dermoscopy has no "up": mirrors and full rotations keep the label.
     """
     a = AUGMENTATIONS[strength]
     steps = [
         RandomAffine(rotation=0.5, zoom=a["zoom"], shift=a["shift"], seed=seed),
+    ]
+    if a["defocus"]:
+        steps.append(RandomDefocus(sigma=1.0, rate=a["defocus"], seed=seed + 5))
+    steps += [
         keras.layers.RandomBrightness(a["brightness"], value_range=(0, 255), seed=seed + 1),
         keras.layers.RandomContrast(a["contrast"], value_range=(0, 255), seed=seed + 2),
     ]
@@ -44,6 +54,8 @@ def augmenter(seed: int, strength: str = "standard") -> keras.Sequential:
             (0.5 - a["saturation"], 0.5 + a["saturation"]), value_range=(0, 255), seed=seed + 3))
     if a["hue"]:
         steps.append(keras.layers.RandomHue(a["hue"], value_range=(0, 255), seed=seed + 4))
+    if a["jpeg"]:
+        steps.append(RandomJpeg(low=30, high=90, rate=a["jpeg"], seed=seed + 6))
     return keras.Sequential(steps, name="augmentation")
 
 
