@@ -4,9 +4,10 @@ code, with balanced accuracy, melanoma AUC (one-vs-rest), the referral rule's
 sensitivity and specificity (threshold from the card, chosen on validation) and, as an
 external melanoma-and-naevus set would count them, the share of melanomas referred and
 of naevi not referred, all with 95% bootstrap intervals. Markdown; one row per card, and
-one for the ensemble of a folder of cards with `--ensemble DIR` (its ensemble.json).
+one for the ensemble of each folder of cards given with `--ensemble DIR` (its
+ensemble.json; repeat it to compare two ensembles). A model in several rows is scored once.
 
-    python benchmarks/held_out_source.py [CARD ...] [--ensemble DIR] [--data DIR] [--tta]
+    python benchmarks/held_out_source.py [CARD ...] [--ensemble DIR ...] [--data DIR] [--tta]
 
 Compare a card trained with `python -m train --test-source rosendahl` with the same
 recipe on the mixed split to see how far the mixed split's figures overstate a new clinic.
@@ -61,7 +62,8 @@ def cell(value, interval) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("cards", nargs="*")
-    p.add_argument("--ensemble", help="a folder of cards whose ensemble to score too")
+    p.add_argument("--ensemble", action="append", default=[],
+                   help="a folder of cards whose ensemble to score too (repeatable)")
     p.add_argument("--data", default=str(HAM10000_BESIDE_CHECKOUT))
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--tta", action="store_true",
@@ -77,20 +79,25 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     rows = [([read_card(path)], None, tta) for path in args.cards
             for tta in ((False, True) if args.tta else (False,))]
-    if args.ensemble:
-        registry = Registry.discover([Path(args.ensemble)])
+    for folder in args.ensemble:
+        registry = Registry.discover([Path(folder)])
         members = [registry.cards[name] for name in registry.ensemble_members()]
-        rows.append((members, registry.ensemble_record, False))
+        rows.append((members, {**registry.ensemble_record, "folder": Path(folder).name}, False))
     on_same_images = {}  # (split fingerprint, source) -> {row name: probabilities}
+    scored = {}  # (card name, tta, split fingerprint) -> probabilities on its test images
     for cards, record, tta in rows:
         card = cards[0]
         seed, fingerprint, source = split_identity(card)
         test = remade_split_rows(table, seed, fingerprint, "test", test_source=source)
         images = [read_image(p) for p in test["path"]]
-        predictors = [Predictor.from_card(c) for c in cards]
-        probs = ensemble_probabilities([
-            np.stack([p.probabilities(image, tta=True) for image in images]) if tta
-            else p.batch_probabilities(images) for p in predictors])
+        keys = [(member["name"], tta, fingerprint) for member in cards]
+        for member, key in zip(cards, keys):
+            if key not in scored:
+                predictor = Predictor.from_card(member)
+                scored[key] = (
+                    np.stack([predictor.probabilities(image, tta=True) for image in images])
+                    if tta else predictor.batch_probabilities(images))
+        probs = ensemble_probabilities([scored[key] for key in keys])
         referral = (record or card)["referral"]
         labels = np.array([card["classes"].index(label) for label in test["label"]])
         observed = figures(labels, probs, card["classes"], referral)
@@ -99,8 +106,8 @@ def main() -> None:
             n_resamples=args.bootstrap)
         n_malignant = int(np.isin(test["label"], referral["malignant_classes"]).sum())
         split = f"source {source} (unseen)" if source else "mixed, lesion-grouped"
-        name = (f"ensemble (mean of {len(cards)})" if record else card["name"]) \
-            + (" +TTA" if tta else "")
+        name = f"ensemble {record['folder']} (mean of {len(cards)})" if record else card["name"]
+        name += " +TTA" if tta else ""
         print(f"| {name} | {split} | {len(labels)} ({n_malignant}) | "
               + " | ".join(cell(observed[c], intervals[c]) for c in columns) + " |")
         group = on_same_images.setdefault((fingerprint, source),
