@@ -218,9 +218,9 @@ def figures_under_rules(y, probs, guard_scores, classes, rules: dict | None,
     return figures
 
 
-def evaluation_report(args, registry, loaded, labels, outputs) -> dict:
+def evaluation_report(args, registry, loaded, labels, outputs, members) -> dict:
     """{model name: figures} for every loaded model (unless only the ensemble was
-    asked for) and the ensemble of the loaded members, with its members named."""
+    asked for) and the ensemble of the loaded `members`, with its members named."""
     from skin.predict import ensemble_guard_score
     from skin.scores import ENSEMBLE
 
@@ -234,9 +234,6 @@ def evaluation_report(args, registry, loaded, labels, outputs) -> dict:
                 true_indices(predictor.card), outputs.probs[predictor.name],
                 outputs.guard_scores[predictor.name], predictor.classes, predictor.card,
                 args.bootstrap)
-    members = [name for name in registry.ensemble_members() if name in outputs.probs]
-    if len(members) > 1:
-        outputs.add_ensemble(members)
     if args.model == "ensemble" and len(members) == 1:
         progress(f"the ensemble has one model, {members[0]}: its figures are that model's")
     if members and (args.model == "ensemble" or (args.model == "all" and len(members) > 1)):
@@ -281,7 +278,10 @@ def cmd_evaluate(args, registry):
         loaded, labels.index.tolist(), files.get, skip_unreadable=False,
         chunk=EVALUATION_CHUNK,
         on_progress=lambda done, total: progress(f"predicted {done} of {total} images"))
-    report = evaluation_report(args, registry, loaded, labels, outputs)
+    members = [name for name in registry.ensemble_members() if name in outputs.probs]
+    if len(members) > 1:
+        outputs.add_ensemble(members)
+    report = evaluation_report(args, registry, loaded, labels, outputs, members)
     comparison = None
     if args.compare:
         # Every model that shares the first one's classes (the ensemble's, as listed).
@@ -292,7 +292,7 @@ def cmd_evaluate(args, registry):
             labels.tolist(), {n: probs[n] for n in compared},
             {n: outputs.seconds[n] / len(labels) for n in compared},
             {p.name: card_identity(p.card) for p in loaded if p.name in compared},
-            report.get("ensemble", {}).get("members", []) if ENSEMBLE in compared else [])
+            members if ENSEMBLE in compared else [])
         comparison = compare(scored, args.bootstrap, args.out)
     status = 1 if unavailable else 0
     if args.json:
