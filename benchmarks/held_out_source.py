@@ -77,20 +77,25 @@ def main() -> None:
           "referral sensitivity | referral specificity | melanomas referred | "
           "naevi not referred |")
     print("|---|---|---|---|---|---|---|---|---|")
-    rows = [([read_card(path)], None, tta) for path in args.cards
+    rows = [(card["name"] + (" +TTA" if tta else ""), [card], card["referral"], tta)
+            for card in map(read_card, args.cards)
             for tta in ((False, True) if args.tta else (False,))]
     for folder in args.ensemble:
         registry = Registry.discover([Path(folder)])
         members = [registry.cards[name] for name in registry.ensemble_members()]
-        rows.append((members, {**registry.ensemble_record, "folder": Path(folder).name}, False))
+        rows.append((f"ensemble {Path(folder).name} (mean of {len(members)})", members,
+                     registry.ensemble_record["referral"], False))
     on_same_images = {}  # (split fingerprint, source) -> {row name: probabilities}
-    scored = {}  # (card name, tta, split fingerprint) -> probabilities on its test images
-    for cards, record, tta in rows:
+    test_splits = {}  # split identity -> (its test rows, their decoded images)
+    scored = {}  # (card name, tta, split identity) -> probabilities on its test images
+    for name, cards, referral, tta in rows:
         card = cards[0]
-        seed, fingerprint, source = split_identity(card)
-        test = remade_split_rows(table, seed, fingerprint, "test", test_source=source)
-        images = [read_image(p) for p in test["path"]]
-        keys = [(member["name"], tta, fingerprint) for member in cards]
+        seed, fingerprint, source = identity = split_identity(card)
+        if identity not in test_splits:
+            test = remade_split_rows(table, seed, fingerprint, "test", test_source=source)
+            test_splits[identity] = test, [read_image(p) for p in test["path"]]
+        test, images = test_splits[identity]
+        keys = [(member["name"], tta, identity) for member in cards]
         for member, key in zip(cards, keys):
             if key not in scored:
                 predictor = Predictor.from_card(member)
@@ -98,7 +103,6 @@ def main() -> None:
                     np.stack([predictor.probabilities(image, tta=True) for image in images])
                     if tta else predictor.batch_probabilities(images))
         probs = ensemble_probabilities([scored[key] for key in keys])
-        referral = (record or card)["referral"]
         labels = np.array([card["classes"].index(label) for label in test["label"]])
         observed = figures(labels, probs, card["classes"], referral)
         intervals = bootstrap_statistic(
@@ -106,8 +110,6 @@ def main() -> None:
             n_resamples=args.bootstrap)
         n_malignant = int(np.isin(test["label"], referral["malignant_classes"]).sum())
         split = f"source {source} (unseen)" if source else "mixed, lesion-grouped"
-        name = f"ensemble {record['folder']} (mean of {len(cards)})" if record else card["name"]
-        name += " +TTA" if tta else ""
         print(f"| {name} | {split} | {len(labels)} ({n_malignant}) | "
               + " | ".join(cell(observed[c], intervals[c]) for c in columns) + " |")
         group = on_same_images.setdefault((fingerprint, source),
