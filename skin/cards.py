@@ -29,8 +29,9 @@ class TrainingRecord(TypedDict, total=False):
     data_fingerprint: str
     split_file: str
     split_fingerprint: str  # sha256 of split.csv: one split, one fingerprint
-    split_seed: int  # the seed that re-makes the split, where it is not `seed` (a run
-                     # that reused another seed's split file with --split)
+    split_seed: int  # the seed that re-makes the split (another run's, for a run that
+                     # reused its split file with --split); absent: none does, or a card
+                     # older than the field, read as `seed`
     split_counts: dict
     history: list  # one dict per epoch
 

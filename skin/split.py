@@ -110,6 +110,17 @@ def write_split(assignment: pd.Series, path) -> None:
     atomic_write_text(path, split_csv(assignment))
 
 
+def seed_that_remakes(table: pd.DataFrame, assignment: pd.Series, candidates, *,
+                      test_source: str | None = None) -> int | None:
+    """The first candidate seed whose split (default fractions) is this one, or None: what
+    a card records as split_seed, so that its split can be re-made without the file."""
+    fingerprint = split_fingerprint(assignment)
+    for seed in dict.fromkeys(candidates):
+        if split_fingerprint(make_split(table, seed=seed, test_source=test_source)) == fingerprint:
+            return seed
+    return None
+
+
 def remade_split_rows(table: pd.DataFrame, seed: int, fingerprint: str,
                       side: str = "test", *, test_source: str | None = None) -> pd.DataFrame:
     """The rows of one side of a model card's split, re-made from its seed (and held-out

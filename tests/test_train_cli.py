@@ -71,16 +71,32 @@ def test_outputs_card_weights_and_split(trained):
 def test_a_shared_split_file_is_reused_whatever_the_seed(trained, tmp_path):
     _, listing = trained
     shared = tmp_path / "shared-split.csv"
-    fingerprints = []
+    records = []
     for seed in ("1", "2"):
         out = tmp_path / f"run{seed}"
         assert main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "1",
                      "--init", "none", "--out", str(out), "--split", str(shared),
                      "--seed", seed, *FAST]) == 0
-        fingerprints.append(json.loads((out / "mobilenetv2-32.json").read_text())
-                            ["training"]["split_fingerprint"])
-    assert fingerprints[0] == fingerprints[1]
+        records.append(json.loads((out / "mobilenetv2-32.json").read_text())["training"])
+    assert records[0]["split_fingerprint"] == records[1]["split_fingerprint"]
+    # Seed 1 made the split; no card lies beside the shared file to tell seed 2's run so.
+    assert records[0]["split_seed"] == 1 and "split_seed" not in records[1]
     assert shared.read_bytes() == (tmp_path / "run1" / "split.csv").read_bytes()
+
+
+def test_a_card_names_the_seed_that_remakes_its_split(trained, tmp_path):
+    """A run on another run's split file records that run's seed (read from the card
+    beside the file), so benchmarks can re-make the split without the file."""
+    out, listing = trained
+    card = json.loads((out / "mobilenetv2-32.json").read_text())["training"]
+    assert card["seed"] == card["split_seed"] == 0
+    other = tmp_path / "seed3"
+    assert main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "1",
+                 "--init", "none", "--out", str(other), "--split", str(out / "split.csv"),
+                 "--seed", "3", *FAST]) == 0
+    record = json.loads((other / "mobilenetv2-32.json").read_text())["training"]
+    assert record["seed"] == 3 and record["split_seed"] == 0
+    assert record["split_fingerprint"] == card["split_fingerprint"]
 
 
 def test_transfer_to_a_class_subset_with_focal_loss_and_gradual_unfreezing(trained, tmp_path):

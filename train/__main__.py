@@ -8,6 +8,7 @@ Kill it and run the same command again: it continues after the last finished epo
 
 import argparse
 import contextlib
+import json
 import shutil
 import sys
 import time
@@ -23,7 +24,8 @@ from skin.backbones import (
 from skin.cards import COLOUR_CONSTANCY
 from skin.dataset import DatasetError, load_dataset, offenders, unusable_images
 from skin.decision import GUARD_FIT_IMAGES
-from skin.split import check_split, make_split, read_split, split_fingerprint, write_split
+from skin.split import (check_split, make_split, read_split, seed_that_remakes, split_fingerprint,
+                        write_split)
 from train.config import RunConfig
 from train.distill import TeacherError
 from train.model import InitError
@@ -178,6 +180,23 @@ def choose_split(args, dataset, out: Path) -> tuple[pd.Series, str]:
     return assignment, f"new (seed {args.seed})"
 
 
+def split_seed(dataset, assignment: pd.Series, args) -> int | None:
+    """The seed that re-makes the run's split (None: none does): its own, or for a split
+    file taken from another run (--split), that run's, read from the cards beside it."""
+    candidates = [args.seed]
+    if args.split:
+        fingerprint = split_fingerprint(assignment)
+        for path in sorted(Path(args.split).parent.glob("*.json")):
+            try:
+                record = json.loads(path.read_text()).get("training") or {}
+            except (OSError, ValueError, AttributeError):
+                continue
+            if record.get("split_fingerprint") == fingerprint:
+                candidates.append(record.get("split_seed", record.get("seed")))
+    return seed_that_remakes(dataset.table, assignment, [c for c in candidates if c is not None],
+                             test_source=args.test_source)
+
+
 @contextlib.contextmanager
 def images_checked_on_failure(dataset):
     """A file that breaks after validation makes TensorFlow fail without naming it:
@@ -295,6 +314,10 @@ def run(args, log) -> Path:
     log(f"data: {len(dataset.table)} images, {len(dataset.classes)} classes "
         f"({', '.join(dataset.classes)}), {dataset.layout} layout; split {split_source}: "
         + ", ".join(f"{k} {v}" for k, v in assignment.value_counts().items()))
+    remaking_seed = split_seed(dataset, assignment, args)
+    if remaking_seed is None:
+        log("note: no seed re-makes this split with the default fractions, so benchmarks "
+            "that re-make a card's split from its seed will refuse this model")
     teachers = distill.read_teachers(args.teacher, dataset.classes, split_fingerprint(assignment))
     config = RunConfig.resolve(args, dataset.classes, distill.teacher_record(teachers))
     strategy = make_strategy(config.strategy)
@@ -325,7 +348,8 @@ def run(args, log) -> Path:
         card_path = export.export(
             best_model(config, work), args.name or f"{config.backbone}-{config.img_size}",
             out, config, init,
-            export.training_record(config, state, dataset, assignment, out / "split.csv"),
+            export.training_record(config, state, dataset, assignment, out / "split.csv",
+                                  remaking_seed),
             val=inputs.val, test=inputs.test, guard_data=inputs.guard_fit,
             n_resamples=args.bootstrap, weights_dtype=args.weights_dtype)
     shutil.rmtree(work)

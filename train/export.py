@@ -38,10 +38,10 @@ def fit_temperature(labels, probs) -> float:
 
 
 def training_record(config: RunConfig, state: TrainingState, dataset, assignment,
-                    split_file: Path) -> TrainingRecord:
+                    split_file: Path, split_seed: int | None) -> TrainingRecord:
     """The card's `training` block: the run's configuration, how it went, and the data
-    and split it saw."""
-    return {
+    and split it saw (split_seed: the seed that re-makes it, None if none does)."""
+    record: TrainingRecord = {
         "config": config.record(), "seed": config.seed, "epochs_run": state.epochs_done,
         "best_epoch": state.best_epoch + 1, "stopped_early": state.stopped_early,
         "seconds": round(state.seconds, 1), "data_layout": dataset.layout,
@@ -50,6 +50,9 @@ def training_record(config: RunConfig, state: TrainingState, dataset, assignment
         "split_counts": {k: int(v) for k, v in assignment.value_counts().items()},
         "history": state.history,
     }
+    if split_seed is not None:
+        record["split_seed"] = split_seed
+    return record
 
 
 def export(model: keras.Model, name: str, out_dir: Path, config: RunConfig, init: str,
