@@ -121,7 +121,8 @@ def referral_on_test(referral: dict | None) -> dict:
 
 def class_balance(card: Card) -> str | None:
     """How training balanced the classes: "weights" (class-weighted loss), "sampling"
-    (class-balanced batches) or "none"; None for a card without its training record."""
+    (class-balanced batches), "sampling_by_source" (and source-balanced within a class) or
+    "none"; None for a card without its training record."""
     return training_config(card).get("balance")
 
 

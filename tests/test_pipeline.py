@@ -11,7 +11,8 @@ from skin.backbones import BACKBONES
 from skin.preprocessing import center_crop_resize, model_input, shades_of_gray
 from skin.images import read_image
 from tests.corpus import BAD, ODD
-from train.pipeline import class_balanced_dataset, decode, image_dataset, undecodable
+from train.pipeline import (class_balanced_dataset, decode, image_dataset, source_strata,
+                            undecodable)
 
 
 def test_center_crop_keeps_the_middle_and_the_aspect():
@@ -129,6 +130,26 @@ def test_class_balanced_batches_draw_every_class_about_equally(tmp_path):
     counts = sum(y.numpy().sum(axis=0) for _, y in batches.take(10))  # endless: take 10
     assert counts.sum() == 300
     np.testing.assert_allclose(counts / 300, [1 / 3] * 3, atol=0.08)
+
+
+def test_source_balanced_batches_draw_each_source_of_a_class_equally(tmp_path):
+    paths = write_images(tmp_path, 12)
+    labels = np.array([0] * 8 + [1] * 4)
+    sources = np.array(["a"] * 6 + ["b"] * 2 + ["a"] * 4)  # class 0: 75% from a
+    cell = {("0", "a"): 0, ("0", "b"): 1, ("1", "a"): 2}
+    # Train towards each image's cell, one-hot, to count the cells drawn.
+    targets = np.eye(3, dtype=np.float32)[[cell[str(y), s] for y, s in zip(labels, sources)]]
+    batches = class_balanced_dataset(paths, labels, 2, "mobilenetv2", 24, 30, seed=0,
+                                     targets=targets, strata=sources)
+    counts = sum(y.numpy().sum(axis=0) for _, y in batches.take(10))
+    np.testing.assert_allclose(counts / 300, [1 / 4, 1 / 4, 1 / 2], atol=0.08)
+
+
+def test_a_source_with_too_few_images_of_a_class_is_drawn_with_its_largest_source():
+    labels = [0] * 30 + [0] * 25 + [0] * 3 + [1] * 40 + [1] * 5
+    sources = ["a"] * 30 + ["b"] * 25 + ["c"] * 3 + ["b"] * 40 + ["a"] * 5
+    strata = source_strata(labels, sources, min_images=20)
+    assert list(strata) == ["a"] * 30 + ["b"] * 25 + ["a"] * 3 + ["b"] * 45
 
 
 def mean_colours(images):

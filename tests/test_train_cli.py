@@ -123,6 +123,23 @@ def test_transfer_to_a_class_subset_with_focal_loss_and_gradual_unfreezing(train
     assert [h["trainable_backbone_layers"] for h in history] == expected
 
 
+def test_source_balanced_sampling_needs_the_sources_and_trains_with_them(trained, tmp_path,
+                                                                         capsys):
+    _, listing = trained
+    args = ["--backbone", "mobilenetv2", "--epochs", "1", "--init", "none",
+            "--balance", "sampling_by_source", *FAST]
+    assert main(["--data", str(listing), "--out", str(tmp_path / "none"), *args]) == 2
+    assert "needs every image's source" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+    table = pd.read_csv(listing)
+    with_sources = listing.with_name("list-with-sources.csv")
+    table.assign(source=["clinic-a", "clinic-b"] * (len(table) // 2)).to_csv(with_sources,
+                                                                            index=False)
+    assert main(["--data", str(with_sources), "--out", str(tmp_path / "out"), *args]) == 0
+    card = json.loads((tmp_path / "out" / "mobilenetv2-32.json").read_text())
+    assert card["training"]["config"]["balance"] == "sampling_by_source"
+
+
 def test_sampling_with_strong_augmentation_trains_and_the_card_says_so(trained, tmp_path):
     default_out, listing = trained
     default_card = json.loads((default_out / "mobilenetv2-32.json").read_text())

@@ -107,10 +107,14 @@ def add_recipe_options(recipe) -> None:
     recipe.add_argument("--loss", choices=("cce", "focal"), default="cce",
                         help="cce: cross-entropy; focal: focal loss (gamma 2); both "
                         "balanced as --balance says")
-    recipe.add_argument("--balance", choices=("weights", "sampling", "none"), default="weights",
+    recipe.add_argument("--balance", choices=("weights", "sampling", "sampling_by_source", "none"),
+                        default="weights",
                         help="how the rare classes count as much as the common ones: weights "
                         "(balanced class weights in cce, per-class alpha in focal), sampling "
-                        "(batches draw every class equally often; unweighted loss), or none")
+                        "(batches draw every class equally often; unweighted loss), "
+                        "sampling_by_source (as sampling, and within a class each source "
+                        "equally often, so that a source's look does not tell its classes "
+                        "apart; needs the images' sources), or none")
     recipe.add_argument("--augment", choices=("standard", "strong", "acquisition"),
                         default="standard",
                         help="augmentation: standard; strong (wider zoom, shift, brightness "
@@ -260,7 +264,8 @@ def split_parts(dataset, assignment: pd.Series, seed: int) -> dict[str, pd.DataF
 
 def make_inputs(config: RunConfig, parts: dict, batch: int, targets) -> Inputs:
     """tf.data pipelines for every split; the training one augmented, class-balanced
-    with --balance sampling, and towards the teachers' `targets` when distilling."""
+    with --balance sampling (and source-balanced within a class with sampling_by_source),
+    and towards the teachers' `targets` when distilling."""
     from train import pipeline
 
     def images(name, training=False, labels=None):
@@ -270,11 +275,13 @@ def make_inputs(config: RunConfig, parts: dict, batch: int, targets) -> Inputs:
             seed=config.seed, augmentation=config.augment,
             colour_constancy=config.colour_constancy)
 
-    if config.balance == "sampling":
+    if config.balance in ("sampling", "sampling_by_source"):
+        strata = (pipeline.source_strata(parts["train"]["y"], parts["train"]["source"])
+                  if config.balance == "sampling_by_source" else None)
         train = pipeline.class_balanced_dataset(
             parts["train"]["path"], parts["train"]["y"], len(config.classes), config.backbone,
             config.img_size, batch, seed=config.seed, augmentation=config.augment,
-            targets=targets, colour_constancy=config.colour_constancy)
+            targets=targets, colour_constancy=config.colour_constancy, strata=strata)
         steps_per_epoch = -(-len(parts["train"]) // batch)  # as many images as an epoch has
     else:
         train, steps_per_epoch = images("train", training=True, labels=targets), None
@@ -309,6 +316,10 @@ def run(args, log) -> Path:
     check_input_size(get_backbone(args.backbone), args.img_size)
     classes = [c.strip() for c in args.classes.split(",")] if args.classes else None
     dataset = load_dataset(args.data, classes, args.drop_unknown)
+    sources = dataset.table.get("source")
+    if args.balance == "sampling_by_source" and (sources is None or (sources == "").any()):
+        raise DatasetError("--balance sampling_by_source needs every image's source "
+                           "(HAM10000's dataset column, or a source column in a CSV list)")
     out = Path(args.out)
     assignment, split_source = choose_split(args, dataset, out)
     log(f"data: {len(dataset.table)} images, {len(dataset.classes)} classes "

@@ -5,6 +5,7 @@ own preprocess_input, with prefetch so the model never waits on input.
 
 import keras
 import numpy as np
+import pandas as pd
 import tensorflow as tf
 
 from skin.images import read_image
@@ -12,6 +13,7 @@ from skin.preprocessing import center_crop_resize, model_input
 from train.augment import RandomAffine, RandomDefocus, RandomJpeg
 
 AUTOTUNE = tf.data.AUTOTUNE
+MIN_STRATUM_IMAGES = 20  # a class's images from one source, to be drawn as a stratum
 
 
 # Augmentation strengths, chosen by name (python -m train --augment). "strong" widens the
@@ -136,22 +138,40 @@ def image_dataset(
 def class_balanced_dataset(
     paths, labels, num_classes: int, backbone: str, size: int, batch_size: int, seed: int = 0,
     augmentation: str = "standard", targets=None, colour_constancy: str = "none",
+    strata=None,
 ) -> tf.data.Dataset:
     """Endless augmented training batches that draw every class equally often: each
     class's images cached, reshuffled and repeated on their own, then sampled with equal
     weights (fit it with steps_per_epoch). In expectation the same objective as balanced
     class weights, with rare classes seen more often instead of weighted more heavily.
-    targets: soft targets (one row per image) to train towards instead of the labels."""
+    targets: soft targets (one row per image) to train towards instead of the labels.
+    strata: a key per image (see source_strata); a class's share is then split equally
+    among its strata, so that within a class no stratum is drawn more than another."""
     paths, labels = np.asarray(list(paths)), np.asarray(list(labels))
     targets = labels if targets is None else np.asarray(targets)
+    strata = np.zeros(len(labels), int) if strata is None else np.asarray(list(strata))
     classes = np.unique(labels)
-    per_class = [
-        decoded_images(paths[labels == c], targets[labels == c], size)
-        .shuffle(int((labels == c).sum()), seed=seed + int(c), reshuffle_each_iteration=True)
-        .repeat()
-        for c in classes
-    ]
-    ds = tf.data.Dataset.sample_from_datasets(per_class, weights=[1 / len(classes)] * len(classes),
-                                              seed=seed)
+    parts, weights = [], []
+    for c in classes:
+        class_strata = np.unique(strata[labels == c])
+        for j, stratum in enumerate(class_strata):
+            chosen = (labels == c) & (strata == stratum)
+            parts.append(decoded_images(paths[chosen], targets[chosen], size)
+                         .shuffle(int(chosen.sum()), seed=seed + int(c) + 1000 * j,
+                                  reshuffle_each_iteration=True)
+                         .repeat())
+            weights.append(1 / (len(classes) * len(class_strata)))
+    ds = tf.data.Dataset.sample_from_datasets(parts, weights=weights, seed=seed)
     return batches(ds, num_classes, backbone, batch_size, training=True, seed=seed,
                    augmentation=augmentation, colour_constancy=colour_constancy)
+
+
+def source_strata(labels, sources, min_images: int = MIN_STRATUM_IMAGES) -> np.ndarray:
+    """Each image's stratum for class_balanced_dataset: its source, except that a source
+    with fewer than min_images of a class counts, for that class, as the class's largest
+    source (too few images to be drawn as often as a whole source's)."""
+    table = pd.DataFrame({"label": np.asarray(list(labels)), "source": np.asarray(list(sources))})
+    counts = table.value_counts(["label", "source"])
+    largest = counts.groupby(level="label").idxmax().map(lambda key: key[1])
+    enough = counts.loc[list(zip(table["label"], table["source"]))].to_numpy() >= min_images
+    return np.where(enough, table["source"], table["label"].map(largest)).astype(str)
