@@ -110,11 +110,11 @@ def write_split(assignment: pd.Series, path) -> None:
     atomic_write_text(path, split_csv(assignment))
 
 
-def seed_that_remakes(table: pd.DataFrame, assignment: pd.Series, candidates, *,
+def seed_that_remakes(table: pd.DataFrame, fingerprint: str, candidates, *,
                       test_source: str | None = None) -> int | None:
-    """The first candidate seed whose split (default fractions) is this one, or None: what
-    a card records as split_seed, so that its split can be re-made without the file."""
-    fingerprint = split_fingerprint(assignment)
+    """The first candidate seed whose split (default fractions) has this fingerprint, or
+    None: what a card records as split_seed, so that its split can be re-made without the
+    file."""
     for seed in dict.fromkeys(candidates):
         if split_fingerprint(make_split(table, seed=seed, test_source=test_source)) == fingerprint:
             return seed

@@ -8,7 +8,6 @@ Kill it and run the same command again: it continues after the last finished epo
 
 import argparse
 import contextlib
-import json
 import shutil
 import sys
 import time
@@ -21,7 +20,7 @@ import pandas as pd
 from skin.backbones import (
     BACKBONES, BackboneError, build_classifier, check_input_size, get_backbone,
 )
-from skin.cards import COLOUR_CONSTANCY
+from skin.cards import COLOUR_CONSTANCY, CardError, read_card, split_identity, training
 from skin.dataset import DatasetError, load_dataset, offenders, unusable_images
 from skin.decision import GUARD_FIT_IMAGES
 from skin.split import (check_split, make_split, read_split, seed_that_remakes, split_fingerprint,
@@ -184,21 +183,18 @@ def choose_split(args, dataset, out: Path) -> tuple[pd.Series, str]:
     return assignment, f"new (seed {args.seed})"
 
 
-def split_seed(dataset, assignment: pd.Series, args) -> int | None:
+def split_seed(dataset, fingerprint: str, args) -> int | None:
     """The seed that re-makes the run's split (None: none does): its own, or for a split
     file taken from another run (--split), that run's, read from the cards beside it."""
     candidates = [args.seed]
-    if args.split:
-        fingerprint = split_fingerprint(assignment)
-        for path in sorted(Path(args.split).parent.glob("*.json")):
-            try:
-                record = json.loads(path.read_text()).get("training") or {}
-            except (OSError, ValueError, AttributeError):
-                continue
-            if record.get("split_fingerprint") == fingerprint:
-                candidates.append(record.get("split_seed", record.get("seed")))
-    return seed_that_remakes(dataset.table, assignment, [c for c in candidates if c is not None],
-                             test_source=args.test_source)
+    for path in sorted(Path(args.split).parent.glob("*.json")) if args.split else ():
+        try:
+            card = read_card(path)
+        except CardError:  # not a model card (an ensemble record, say)
+            continue
+        if training(card).get("split_fingerprint") == fingerprint:
+            candidates.append(split_identity(card)[0])
+    return seed_that_remakes(dataset.table, fingerprint, candidates, test_source=args.test_source)
 
 
 @contextlib.contextmanager
@@ -325,11 +321,12 @@ def run(args, log) -> Path:
     log(f"data: {len(dataset.table)} images, {len(dataset.classes)} classes "
         f"({', '.join(dataset.classes)}), {dataset.layout} layout; split {split_source}: "
         + ", ".join(f"{k} {v}" for k, v in assignment.value_counts().items()))
-    remaking_seed = split_seed(dataset, assignment, args)
+    fingerprint = split_fingerprint(assignment)
+    remaking_seed = split_seed(dataset, fingerprint, args)
     if remaking_seed is None:
         log("note: no seed re-makes this split with the default fractions, so benchmarks "
             "that re-make a card's split from its seed will refuse this model")
-    teachers = distill.read_teachers(args.teacher, dataset.classes, split_fingerprint(assignment))
+    teachers = distill.read_teachers(args.teacher, dataset.classes, fingerprint)
     config = RunConfig.resolve(args, dataset.classes, distill.teacher_record(teachers))
     strategy = make_strategy(config.strategy)
     with strategy.scope():

@@ -156,6 +156,8 @@ def class_balanced_dataset(
         class_strata = np.unique(strata[labels == c])
         for j, stratum in enumerate(class_strata):
             chosen = (labels == c) & (strata == stratum)
+            # The first stratum keeps the class's own shuffle seed: plain sampling (one
+            # stratum per class) draws exactly as it did before strata existed.
             parts.append(decoded_images(paths[chosen], targets[chosen], size)
                          .shuffle(int(chosen.sum()), seed=seed + int(c) + 1000 * j,
                                   reshuffle_each_iteration=True)
