@@ -119,7 +119,7 @@ def main() -> None:
     for (_, source), group in on_same_images.items():
         if len(group["probs"]) > 1:
             report = comparison_report(group["labels"], group["probs"], group["classes"],
-                                       n_resamples=args.bootstrap)
+                                       n_resamples=args.bootstrap, held_out_source=source)
             print(f"\nOn the same test images ({source or 'mixed split'}):\n```\n"
                   + format_report(report) + "\n```")
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from skin.comparison import (
-    SEED_SPREAD, agreement, balanced_accuracy_intervals, difference_matrix, mcnemar, paired_differences, pareto_front,
-    per_class_recall, proportion, verdict,
+    HELD_OUT_SEED_SPREAD, SEED_SPREAD, agreement, balanced_accuracy_intervals, comparison_report,
+    difference_matrix, format_report, mcnemar, paired_differences, pareto_front, per_class_recall,
+    proportion, verdict,
 )
 from skin.metrics import bootstrap_intervals, paired_difference
 
@@ -79,6 +80,23 @@ def test_verdicts_read_the_interval_and_the_seed_spread():
     assert verdict(0.01, 0.05, 0.03) == "resolved, within seed spread"
     assert verdict(0.07, 0.12, 0.09) == "resolved"
     assert verdict(-0.12, -0.07, -SEED_SPREAD - 0.01) == "resolved"
+
+
+def test_a_held_out_source_is_read_against_its_own_seed_spread_where_measured():
+    # a is right on all 320 images, b wrong on 20 of the 160 of class 1 (-0.0625 balanced
+    # accuracy): beyond the mixed split's spread of 0.061, within rosendahl's 0.065.
+    y = np.repeat([0, 1], 160)
+    b = y.copy()
+    b[160:180] = 0
+    probs = {"a": one_hot(y), "b": one_hot(b)}
+    assert SEED_SPREAD < 0.0625 < HELD_OUT_SEED_SPREAD["rosendahl"]
+    verdicts = {}
+    for source in (None, "rosendahl", "vidir_modern"):
+        report = comparison_report(y, probs, ["x", "y"], n_resamples=200, held_out_source=source)
+        verdicts[source] = report["paired_differences"].verdict.item()
+        assert f"on {report['seed_spread_measured_on']}:" in format_report(report)
+    assert verdicts == {None: "resolved", "rosendahl": "resolved, within seed spread",
+                        "vidir_modern": "resolved"}  # not measured there: the mixed split's
 
 
 def test_agreement_by_hand():
