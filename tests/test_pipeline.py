@@ -127,9 +127,11 @@ def test_class_balanced_batches_draw_every_class_about_equally(tmp_path):
     paths = write_images(tmp_path, 12)
     labels = [0] * 9 + [1] * 2 + [2]  # 75%, 17% and 8% of the images
     batches = class_balanced_dataset(paths, labels, 3, "mobilenetv2", 24, 30, seed=0)
-    counts = sum(y.numpy().sum(axis=0) for _, y in batches.take(10))  # endless: take 10
-    assert counts.sum() == 300
-    np.testing.assert_allclose(counts / 300, [1 / 3] * 3, atol=0.08)
+    # Endless: take 1,200 draws. Which draws come depends on TensorFlow's global seed too,
+    # which earlier tests may have set; 300 fell 0.09 from a third under one such seed.
+    counts = sum(y.numpy().sum(axis=0) for _, y in batches.take(40))
+    assert counts.sum() == 1200
+    np.testing.assert_allclose(counts / 1200, [1 / 3] * 3, atol=0.06)
 
 
 def test_source_balanced_batches_draw_each_source_of_a_class_equally(tmp_path):
@@ -141,8 +143,8 @@ def test_source_balanced_batches_draw_each_source_of_a_class_equally(tmp_path):
     targets = np.eye(3, dtype=np.float32)[[cell[str(y), s] for y, s in zip(labels, sources)]]
     batches = class_balanced_dataset(paths, labels, 2, "mobilenetv2", 24, 30, seed=0,
                                      targets=targets, strata=sources)
-    counts = sum(y.numpy().sum(axis=0) for _, y in batches.take(10))
-    np.testing.assert_allclose(counts / 300, [1 / 4, 1 / 4, 1 / 2], atol=0.08)
+    counts = sum(y.numpy().sum(axis=0) for _, y in batches.take(40))  # as above
+    np.testing.assert_allclose(counts / 1200, [1 / 4, 1 / 4, 1 / 2], atol=0.06)
 
 
 def test_a_source_with_too_few_images_of_a_class_is_drawn_with_its_largest_source():
