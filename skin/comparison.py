@@ -128,7 +128,8 @@ def paired_differences(y_true, probs: dict, *, n_resamples: int = 1000,
         low, high = np.percentile(resampled[:, i] - resampled[:, j], [tail, 100 - tail])
         rows.append({
             "model_a": names[i], "model_b": names[j], "difference": difference,
-            "low": float(low), "high": float(high), "verdict": verdict(low, high, difference, seed_spread=seed_spread),
+            "low": float(low), "high": float(high),
+            "verdict": verdict(low, high, difference, seed_spread=seed_spread),
             **mcnemar(predictions[:, i] == y_true, predictions[:, j] == y_true),
         })
     return pd.DataFrame(rows, columns=["model_a", "model_b", "difference", "low", "high",
