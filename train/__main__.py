@@ -20,7 +20,7 @@ import pandas as pd
 from skin.backbones import (
     BACKBONES, BackboneError, build_classifier, check_input_size, get_backbone,
 )
-from skin.cards import COLOUR_CONSTANCY, CardError, read_card, split_identity, training
+from skin.cards import COLOUR_CONSTANCY, CardError, read_card, split_identity
 from skin.dataset import DatasetError, load_dataset, offenders, unusable_images
 from skin.decision import GUARD_FIT_IMAGES
 from skin.split import (check_split, make_split, read_split, seed_that_remakes, split_fingerprint,
@@ -189,11 +189,11 @@ def split_seed(dataset, fingerprint: str, args) -> int | None:
     candidates = [args.seed]
     for path in sorted(Path(args.split).parent.glob("*.json")) if args.split else ():
         try:
-            card = read_card(path)
-        except CardError:  # not a model card (an ensemble record, say)
+            seed, card_fingerprint, _ = split_identity(read_card(path))
+        except CardError:  # not a model card (an ensemble record, say), or one without a split
             continue
-        if training(card).get("split_fingerprint") == fingerprint:
-            candidates.append(split_identity(card)[0])
+        if card_fingerprint == fingerprint:
+            candidates.append(seed)
     return seed_that_remakes(dataset.table, fingerprint, candidates, test_source=args.test_source)
 
 
