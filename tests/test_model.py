@@ -1,6 +1,5 @@
 """Model creation, initialisation, freezing and the schedule's phases."""
 
-import socket
 
 import keras
 import numpy as np
@@ -84,26 +83,12 @@ def test_input_size_below_the_backbone_minimum_is_refused():
         build_classifier("vgg99", 3, 64)
 
 
-def internet_reachable() -> bool:
-    try:
-        socket.create_connection(("storage.googleapis.com", 443), timeout=2).close()
-        return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(internet_reachable(), reason="ImageNet weights are downloadable here")
-def test_imagenet_offline_fails_at_once_with_advice(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path))  # no cached weights
-    with pytest.raises(InitError, match="--init none"):
-        create_model("mobilenetv2", ["a", "b"], 64, "imagenet", 0.3)
-
-
 def test_init_from_a_backbone_weights_file(tmp_path):
     donor = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(32, 32, 3))
     donor.save_weights(tmp_path / "backbone.weights.h5")
-    model, init = create_model("mobilenetv2", ["a", "b"], 32, str(tmp_path / "backbone.weights.h5"), 0.3)
-    assert init == "weights file backbone.weights.h5"
+    model, init, provenance = create_model("mobilenetv2", ["a", "b"], 32,
+                                           str(tmp_path / "backbone.weights.h5"), 0.3)
+    assert init == "weights file backbone.weights.h5" and provenance is None
     np.testing.assert_array_equal(model.get_layer("Conv1").get_weights()[0],
                                   donor.get_layer("Conv1").get_weights()[0])
 

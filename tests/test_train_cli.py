@@ -15,10 +15,11 @@ import pytest
 from PIL import Image
 
 from tests.conftest import ROOT, make_class_folders, make_csv_listing
-from tests.test_model import internet_reachable
+from tests.test_imagenet import internet_reachable
 from skin.backbones import build_classifier
 from train.__main__ import main, parse_args
 from train.fit import Schedule, cosine_learning_rate
+from train.imagenet import DEFAULT_LOCAL_FILES
 from train.model import backbone_layers, set_trainable
 
 FAST = ["--img-size", "32", "--batch-size", "8", "--bootstrap", "50", "--quiet"]
@@ -310,11 +311,12 @@ def test_an_impossible_option_is_refused_before_anything_is_written(tmp_path, ca
 
 @pytest.mark.skipif(internet_reachable(), reason="ImageNet weights are downloadable here")
 def test_imagenet_offline_stops_at_once_and_writes_nothing(tmp_path, capsys):
+    """ResNet50 has no local ImageNet file this project can import."""
     data = make_class_folders(tmp_path / "data")
-    code = main(["--data", str(data), "--backbone", "mobilenetv2", "--img-size", "96",
+    code = main(["--data", str(data), "--backbone", "resnet50", "--img-size", "96",
                  "--epochs", "1", "--init", "imagenet", "--out", str(tmp_path / "o")])
     assert code == 2
-    assert "could not be downloaded" in capsys.readouterr().err
+    assert "could not download" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
@@ -358,3 +360,22 @@ def test_killed_run_resumes_where_it_stopped(tmp_path):
     plan = Schedule(**card["training"]["config"]["schedule"])
     assert [h["learning_rate"] for h in history] == pytest.approx(
         [cosine_learning_rate(plan, epoch) for epoch in range(12)])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEFAULT_LOCAL_FILES["mobilenetv2"].is_file(),
+                    reason="Google's TFLite MobileNetV2 is not in ../shared/weights")
+def test_imagenet_run_records_where_its_weights_came_from(tmp_path):
+    tflite = DEFAULT_LOCAL_FILES["mobilenetv2"]
+    listing = make_csv_listing(tmp_path / "data", per_class=10)
+    code = main(["--data", str(listing), "--backbone", "mobilenetv2", "--epochs", "2",
+                 "--head-epochs", "1", "--init", "imagenet", "--init-weights", str(tflite),
+                 "--pretrained-batchnorm", "reestimated", "--out", str(tmp_path / "o"), *FAST])
+    assert code == 0
+    card = json.loads((tmp_path / "o" / "mobilenetv2-32.json").read_text())
+    assert card["init"] == "imagenet"
+    assert card["init_weights"] == {
+        "label": "ImageNet (MobileNetV2, 8-bit, Google, Apache-2.0)", "file": tflite.name,
+        "sha256": hashlib.sha256(tflite.read_bytes()).hexdigest(),
+        "licence": card["init_weights"]["licence"], "batchnorm": "reestimated"}
+    assert card["training"]["config"]["schedule"]["train_batchnorm"] is True

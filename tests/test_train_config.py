@@ -19,6 +19,7 @@ RESOLVED_FROM_FILES = {
 
 
 TEXT_VALUES = {"data": "elsewhere", "backbone": "resnet50", "init": "imagenet",
+               "init_weights": "imagenet.tflite",
                "test_source": "rosendahl"}
 
 

@@ -27,7 +27,7 @@ from skin.split import (check_split, make_split, read_split, seed_that_remakes, 
                         write_split)
 from train.config import RunConfig
 from train.distill import TeacherError
-from train.model import InitError
+from train.imagenet import DEFAULT_LOCAL_FILES, InitError
 
 UNFREEZE_ALL = 10**6
 
@@ -97,6 +97,14 @@ def add_model_options(model) -> None:
     model.add_argument("--img-size", type=int, required=True, help="input size in pixels")
     model.add_argument("--init", default="none", help="none (from scratch), imagenet, a "
                        "backbone weights file, or a model card of this project (transfer)")
+    model.add_argument("--init-weights", metavar="PATH", help="with --init imagenet: a local "
+                       "file of the ImageNet weights, used instead of Keras's download "
+                       "(MobileNetV2: Google's 8-bit TensorFlow Lite model; default where "
+                       "Keras cannot download: " + str(DEFAULT_LOCAL_FILES["mobilenetv2"]) + ")")
+    model.add_argument("--pretrained-batchnorm", choices=("frozen", "reestimated"),
+                       default="frozen", help="with pretrained weights: keep batch "
+                       "normalisation frozen (inference mode) while fine-tuning, or first "
+                       "re-estimate its statistics on training images, then train it")
     model.add_argument("--dropout", type=float, default=0.3)
     model.add_argument("--bn-momentum", type=float, help="batch-norm momentum (default: "
                        "0.99 from scratch, the backbone's own otherwise)")
@@ -305,7 +313,7 @@ def best_model(config: RunConfig, work: Path):
 
 def run(args, log) -> Path:
     import keras
-    from train import distill, export, fit, model as model_lib
+    from train import distill, export, fit, imagenet, model as model_lib
 
     started = time.monotonic()
     keras.utils.set_random_seed(args.seed)
@@ -330,8 +338,9 @@ def run(args, log) -> Path:
     config = RunConfig.resolve(args, dataset.classes, distill.teacher_record(teachers))
     strategy = make_strategy(config.strategy)
     with strategy.scope():
-        model, init = model_lib.create_model(config.backbone, config.classes, config.img_size,
-                                             config.init, config.dropout)
+        model, init, provenance = model_lib.create_model(
+            config.backbone, config.classes, config.img_size, config.init, config.dropout,
+            init_weights=config.init_weights, log=log)
         if config.bn_momentum:
             model_lib.set_batchnorm_momentum(model, config.bn_momentum)
 
@@ -348,6 +357,10 @@ def run(args, log) -> Path:
                          targets)
     loss, class_weight = make_loss(config, parts["train"]["y"])
     state = fit.TrainingState.resume_or_new(work, config.record())
+    if config.reestimates_batchnorm and state.epochs_done == 0:
+        log("re-estimating batch normalisation on "
+            f"{len(parts['guard_fit'])} training images")
+        imagenet.reestimate_batchnorm(model, inputs.guard_fit)
     verbose = 0 if args.quiet else (1 if sys.stdout.isatty() else 0)
     with images_checked_on_failure(dataset):
         with strategy.scope():
@@ -355,7 +368,7 @@ def run(args, log) -> Path:
                       work, state, log, verbose, inputs.steps_per_epoch)
         card_path = export.export(
             best_model(config, work), args.name or f"{config.backbone}-{config.img_size}",
-            out, config, init,
+            out, config, init, provenance,
             export.training_record(config, state, dataset, assignment, out / "split.csv",
                                   remaking_seed),
             val=inputs.val, test=inputs.test, guard_data=inputs.guard_fit,

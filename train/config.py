@@ -19,6 +19,9 @@ OUTSIDE_THE_RUN = frozenset({
     "split", "val_fraction", "test_fraction", "drop_unknown",
 })
 
+# Fields added to RunConfig after runs were recorded, with their default.
+ADDED_LATER = {"init_weights": None, "pretrained_batchnorm": "frozen"}
+
 FROM_SCRATCH_BN_MOMENTUM = 0.99  # see train.model.set_batchnorm_momentum
 
 
@@ -29,6 +32,8 @@ class RunConfig:
     backbone: str
     img_size: int
     init: str  # none (from scratch), imagenet, a weights file or a model card
+    init_weights: str | None  # --init imagenet's local file (absolute), None: Keras's
+    pretrained_batchnorm: str  # frozen or reestimated (pretrained weights only)
     dropout: float
     bn_momentum: float | None  # None: the backbone's own
     batch_size: int
@@ -49,6 +54,7 @@ class RunConfig:
         """The configuration of parsed arguments, for a dataset with these classes and
         these teachers' records."""
         scratch = args.init == "none"
+        reestimated = not scratch and args.pretrained_batchnorm == "reestimated"
         head_epochs = args.head_epochs if args.head_epochs is not None else (0 if scratch else 5)
         schedule = Schedule(
             epochs=args.epochs, head_epochs=min(head_epochs, args.epochs),
@@ -57,13 +63,15 @@ class RunConfig:
             fine_tune_learning_rate=args.fine_tune_lr or (args.lr if scratch else args.lr / 10),
             patience=args.patience, lr_patience=args.lr_patience,
             lr_schedule=args.lr_schedule, warmup_epochs=args.warmup_epochs,
-            monitor=args.monitor, train_batchnorm=scratch,
+            monitor=args.monitor, train_batchnorm=scratch or reestimated,
         )
         return cls(
             data=str(Path(args.data).resolve()), classes=list(classes),
             backbone=args.backbone, img_size=args.img_size, init=args.init,
-            dropout=args.dropout,
-            bn_momentum=args.bn_momentum or (FROM_SCRATCH_BN_MOMENTUM if scratch else None),
+            init_weights=str(Path(args.init_weights).resolve()) if args.init_weights else None,
+            pretrained_batchnorm=args.pretrained_batchnorm, dropout=args.dropout,
+            bn_momentum=args.bn_momentum or (
+                FROM_SCRATCH_BN_MOMENTUM if scratch or reestimated else None),
             batch_size=args.batch_size, loss=args.loss, balance=args.balance,
             augment=args.augment, colour_constancy=args.colour_constancy,
             label_smoothing=args.label_smoothing, seed=args.seed,
@@ -75,6 +83,11 @@ class RunConfig:
     def from_scratch(self) -> bool:
         return self.init == "none"
 
+    @property
+    def reestimates_batchnorm(self) -> bool:
+        return not self.from_scratch and self.pretrained_batchnorm == "reestimated"
+
     def record(self) -> dict:
-        """As JSON keeps it: the resume key and the card's training.config."""
-        return asdict(self)
+        """As JSON keeps it: the resume key and the card's training.config. Fields added
+        after runs were recorded are left out at their default, so those runs keep their key."""
+        return {k: v for k, v in asdict(self).items() if ADDED_LATER.get(k, ...) != v}

@@ -23,6 +23,7 @@ from skin.predict import calibrate, choose_uncertainty_thresholds
 from skin.preprocessing import RESIZE_METHOD
 from train.config import RunConfig
 from train.fit import TrainingState, save_weights
+from train.imagenet import Provenance
 
 
 def fit_temperature(labels, probs) -> float:
@@ -56,7 +57,7 @@ def training_record(config: RunConfig, state: TrainingState, dataset, assignment
 
 
 def export(model: keras.Model, name: str, out_dir: Path, config: RunConfig, init: str,
-           training: TrainingRecord, *, val, test, guard_data=None,
+           provenance: Provenance | None, training: TrainingRecord, *, val, test, guard_data=None,
            n_resamples: int, weights_dtype: str = "float32") -> Path:
     """Write <name>.weights.h5, score the model with exactly those weights (uncompiled, as
     the card describes it), then write the card, <name>.json; return the card's path.
@@ -94,6 +95,8 @@ def export(model: keras.Model, name: str, out_dir: Path, config: RunConfig, init
         "name": name,
         "backbone": config.backbone, "classes": classes, "input_size": config.img_size,
         "init": init,
+        **({} if provenance is None else {"init_weights": {
+            **provenance.record(), "batchnorm": config.pretrained_batchnorm}}),
         "class_names": {c: full_name(c) for c in classes},
         "preprocessing": {"resize": RESIZE_METHOD,
                           "mode": get_backbone(config.backbone).preprocessing,

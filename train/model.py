@@ -1,6 +1,5 @@
 """The classifier to train: initialisation, batch-norm momentum, freezing and unfreezing."""
 
-import socket
 from pathlib import Path
 
 import keras
@@ -8,48 +7,38 @@ import keras
 from skin.backbones import HEAD_LAYERS, build_classifier
 from skin.cards import CardError, build_model, read_card
 from skin.fetch import FetchError, fetch
+from train.imagenet import InitError, Provenance, imagenet_classifier
 
 
-class InitError(Exception):
-    """The requested initial weights cannot be had; the message says what to do."""
+def create_model(backbone: str, classes, input_size: int, init: str, dropout: float, *,
+                 init_weights: str | None = None,
+                 log=print) -> tuple[keras.Model, str, Provenance | None]:
+    """A new classifier, a description of its initialisation for the card, and where
+    its ImageNet weights came from (None for any other initialisation).
 
-
-def create_model(backbone: str, classes, input_size: int, init: str, dropout: float):
-    """A new classifier and a description of its initialisation for the card.
-
-    init: "none" (random), "imagenet" (keras.applications download), a backbone
-    weights file (e.g. Keras's *_notop.h5, downloaded by hand), or a model card of this
-    project (or its folder): transfer from that model to these classes and input size.
+    init: "none" (random), "imagenet" (Keras's download, or the local file
+    `init_weights`, see train.imagenet), a backbone weights file (e.g. Keras's
+    *_notop.h5, downloaded by hand), or a model card of this project (or its folder):
+    transfer from that model to these classes and input size.
     """
+    if init_weights and init != "imagenet":
+        raise InitError("--init-weights is the local file of --init imagenet; add --init imagenet")
     if init == "none":
-        return build_classifier(backbone, len(classes), input_size, dropout), "scratch"
+        return build_classifier(backbone, len(classes), input_size, dropout), "scratch", None
     if init == "imagenet":
-        return _imagenet(backbone, len(classes), input_size, dropout), "imagenet"
+        model, provenance = imagenet_classifier(backbone, len(classes), input_size, dropout,
+                                                local_file=init_weights, log=log)
+        return model, "imagenet", provenance
     path = Path(init)
     if path.is_dir() or path.suffix == ".json":
-        return _transfer(path, backbone, classes, input_size, dropout)
+        return (*_transfer(path, backbone, classes, input_size, dropout), None)
     if path.is_file():
         try:
             model = build_classifier(backbone, len(classes), input_size, dropout, weights=str(path))
         except (ValueError, OSError) as e:
             raise InitError(f"cannot load backbone weights from {path} into {backbone}: {e}") from None
-        return model, f"weights file {path.name}"
+        return model, f"weights file {path.name}", None
     raise InitError(f"--init {init!r}: expected none, imagenet, a weights file, or a model card")
-
-
-def _imagenet(backbone, num_classes, input_size, dropout):
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(20)  # keras.utils.get_file has no timeout of its own
-    try:
-        return build_classifier(backbone, num_classes, input_size, dropout, weights="imagenet")
-    except Exception as e:  # Keras raises a bare Exception for a failed download
-        raise InitError(
-            f"the ImageNet weights of {backbone} could not be downloaded ({e}). Without "
-            "internet, use --init none (train from scratch), or download the *_notop.h5 "
-            "file elsewhere and pass its path to --init."
-        ) from None
-    finally:
-        socket.setdefaulttimeout(previous)
 
 
 def _transfer(card_path, backbone, classes, input_size, dropout):
