@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from skin.cards import class_balance, training, training_config
+from skin.cards import class_balance, init_label, training, training_config
 from skin.fetch import describe
 from ui.common import disclaimer, registry
 
@@ -28,7 +28,7 @@ else:
     for name, card in found.cards.items():
         config = training_config(card)
         rows.append({
-            "model": name, "backbone": card["backbone"], "init": card.get("init", "?"),
+            "model": name, "backbone": card["backbone"], "initialisation": init_label(card),
             "input px": card["input_size"], "classes": ", ".join(card["classes"]),
             "loss": config.get("loss"), "class balance": class_balance(card),
             "distilled from": ", ".join(t["name"] for t in config.get("teachers", [])),
@@ -37,8 +37,11 @@ else:
             "weights": describe(card["source"]),
         })
     st.dataframe(pd.DataFrame(rows).set_index("model"), width="stretch")
-    st.caption("init 'scratch' means random initialisation: ImageNet weights could not be "
-               "downloaded where these models were trained. Class balance 'weights': the "
+    st.caption("Initialisation 'from scratch' means random weights (Keras's ImageNet "
+               "weights could not be downloaded where these models were trained); 'ImageNet "
+               "(MobileNetV2, 8-bit, Google, Apache-2.0)': Google's ImageNet MobileNetV2, "
+               "imported from its 8-bit TensorFlow Lite file and fine-tuned. Compare the two "
+               "kinds knowing which is which. Class balance 'weights': the "
                "loss weighs each class by its rarity; 'sampling': every batch draws each "
                "class equally often. 'Distilled from': the models whose probabilities it "
                "was trained towards, as well as the labels.")
@@ -75,6 +78,12 @@ HAM10000: Tschandl, P., Rosendahl, C. & Kittler, H. *The HAM10000 dataset, a lar
 collection of multi-source dermatoscopic images of common pigmented skin lesions.*
 Sci. Data 5, 180161 (2018), doi:10.1038/sdata.2018.161. Licence CC BY-NC 4.0: research and
 demonstration use only. No image of the dataset is part of this repository.
+
+ImageNet-initialised models start from Google's ImageNet MobileNetV2 (width 1.0, 224 px),
+the 8-bit TensorFlow Lite file `tf2_mobilenet_v2_1.0_224_ptq.tflite` of the public
+repository google-coral/test_data (Apache-2.0), imported into Keras by `train/imagenet.py`;
+each such card names the file and its sha256. ImageNet's own terms are for non-commercial
+research.
 """
 )
 

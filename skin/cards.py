@@ -45,7 +45,8 @@ class Card(TypedDict, total=False):
     classes: list  # class codes in the model's output order
     class_names: dict
     input_size: int
-    init: str
+    init: str  # scratch, imagenet, "transfer from NAME" or "weights file NAME"
+    init_weights: dict  # ImageNet initialisation only: label, file, sha256, licence, batchnorm
     preprocessing: dict  # resize, mode, colour_constancy
     parameters: int
     source: dict  # file | url | gdrive, sha256, bytes, dtype
@@ -124,6 +125,17 @@ def class_balance(card: Card) -> str | None:
     (class-balanced batches), "sampling_by_source" (and source-balanced within a class) or
     "none"; None for a card without its training record."""
     return training_config(card).get("balance")
+
+
+def init_label(card: Card) -> str:
+    """How the model's weights started, as every table and page says it: "from scratch",
+    "ImageNet (MobileNetV2, 8-bit, Google, Apache-2.0)", "transfer from NAME", ..."""
+    init = card.get("init", "unknown")
+    if init == "scratch":
+        return "from scratch"
+    if init == "imagenet":
+        return (card.get("init_weights") or {}).get("label", "ImageNet")
+    return init
 
 
 def colour_constancy(card: Card) -> str:

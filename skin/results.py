@@ -7,7 +7,7 @@ figure in the README never differs from its card.
 
 from pathlib import Path
 
-from skin.cards import referral_on_test
+from skin.cards import init_label, referral_on_test
 
 START = "<!-- results table: made by `python -m skin results --update`; do not edit -->"
 END = "<!-- end of results table -->"
@@ -25,14 +25,14 @@ def _with_interval(value, interval) -> str:
     return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
-def _row(name: str, evaluation: dict, referral: dict | None, cards: list[dict]) -> str:
+def _row(name: str, init: str, evaluation: dict, referral: dict | None, cards: list[dict]) -> str:
     intervals = evaluation.get("intervals_95") or {}
     test = referral_on_test(referral)
     rule = [_with_interval(test.get(k), (test.get("intervals_95") or {}).get(k))
             for k in ("sensitivity", "specificity")] if test else ["no rule", "no rule"]
     cost = (f"{sum(c['parameters'] for c in cards) / 1e6:.1f} M",
             f"{sum(c['source']['bytes'] for c in cards) / 2**20:.1f} MiB")
-    return "| " + " | ".join([name] + [_with_interval(evaluation.get(k), intervals.get(k))
+    return "| " + " | ".join([name, init] + [_with_interval(evaluation.get(k), intervals.get(k))
                                        for _, k in METRICS] + rule + list(cost)) + " |"
 
 
@@ -42,14 +42,17 @@ def results_table(registry) -> str:
     cards = [c for c in registry.cards.values() if c.get("evaluation")]
     if not cards:
         raise ResultsError("no registered model card carries an evaluation")
-    header = ["model"] + [label for label, _ in METRICS] + [
+    header = ["model", "initialisation"] + [label for label, _ in METRICS] + [
         "referral sensitivity", "referral specificity", "parameters", "weights"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += [_row(c["name"], c["evaluation"], c.get("referral"), [c]) for c in cards]
+    lines += [_row(c["name"], init_label(c), c["evaluation"], c.get("referral"), [c])
+              for c in cards]
     record = registry.ensemble_record
     if record and record.get("evaluation") and set(record["members"]) <= set(registry.cards):
         members = [registry.cards[n] for n in record["members"]]
-        lines.append(_row(f"**ensemble** (mean of {len(members)})", record["evaluation"],
+        inits = sorted({init_label(c) for c in members})
+        lines.append(_row(f"**ensemble** (mean of {len(members)})", " + ".join(inits),
+                          record["evaluation"],
                           record.get("referral"), members))
     splits = sorted({(c["evaluation"]["n"], c["evaluation"].get("split", "test")) for c in cards})
     n = ", ".join(f"{n:,} {split} images" for n, split in splits)

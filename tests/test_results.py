@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from skin.cards import init_label
 from skin.registry import SHIPPED_MODELS, Registry
 from skin.results import END, START, ResultsError, results_table, update, with_table
 
@@ -18,6 +19,7 @@ def test_every_figure_comes_from_its_card():
         low, high = ev["intervals_95"]["balanced_accuracy"]
         assert f"| {ev['balanced_accuracy']:.3f} [{low:.3f}, {high:.3f}] |" in rows[name]
         assert f"{card['referral']['test']['sensitivity']:.3f}" in rows[name]
+        assert f"| {init_label(card)} |" in rows[name]
     assert any(name.startswith("**ensemble**") for name in rows)
     assert f"{registry.ensemble_record['evaluation']['balanced_accuracy']:.3f}" in \
         rows["**ensemble** (mean of 5)"]
@@ -39,3 +41,11 @@ def test_a_registry_without_evaluations_says_so(tmp_path):
     (tmp_path / "m.json").write_text(json.dumps(card))
     with pytest.raises(ResultsError, match="carries an evaluation"):
         results_table(Registry.discover([tmp_path]))
+
+
+def test_the_initialisation_says_scratch_or_which_imagenet_weights():
+    assert init_label({"init": "scratch"}) == "from scratch"
+    label = "ImageNet (MobileNetV2, 8-bit, Google, Apache-2.0)"
+    assert init_label({"init": "imagenet", "init_weights": {"label": label}}) == label
+    assert init_label({"init": "imagenet"}) == "ImageNet"
+    assert init_label({"init": "transfer from m"}) == "transfer from m"
