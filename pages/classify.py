@@ -6,6 +6,7 @@ import json
 import streamlit as st
 
 from skin.predict import Ensemble
+from skin.registry import ENSEMBLE
 from ui import charts
 from ui.common import (
     disclaimer, image_input, no_models_message, predictor, registry, show_decision,
@@ -24,7 +25,13 @@ with right:
     ensemble_names = found.ensemble_members()
     ensemble_label = f"Ensemble (mean of {len(ensemble_names)} models)"
     options = list(found.cards) + ([ensemble_label] if len(ensemble_names) > 1 else [])
-    choice = st.selectbox("Model", options, key="classify-model")
+    best = found.best_on_validation()
+    default = ensemble_label if best == ENSEMBLE else best
+    choice = st.selectbox("Model", options, key="classify-model",
+                          index=options.index(default) if default in options else 0)
+    if default in options:
+        st.caption(f"Default: {default}, the best of these on the validation split "
+                   "(balanced accuracy).")
     tta = st.toggle("Test-time augmentation (average 8 mirrored/rotated views)")
     top_k = st.slider("Classes shown", 1, 7, 3)
 if image is None:

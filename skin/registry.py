@@ -19,6 +19,7 @@ from skin.files import file_sha256
 
 SHIPPED_MODELS = Path(__file__).resolve().parents[1] / "assets" / "models"
 ENSEMBLE_RECORD = "ensemble.json"
+ENSEMBLE = "ensemble"  # best_on_validation's name for the ensemble
 
 
 class ModelLoadError(Exception):
@@ -87,12 +88,28 @@ class Registry:
         self.ensemble_record = record
 
     def ensemble_members(self) -> list[str]:
-        """The models an ensemble may average: the largest set sharing one class list
-        (on a tie, the set of the first model by name)."""
+        """The models the ensemble averages: those its record names, where all of them
+        are registered and share one class list (the members chosen on validation);
+        else the largest set sharing one class list (on a tie, the first model's)."""
+        named = (self.ensemble_record or {}).get("members", [])
+        if len(named) > 1 and all(n in self.cards for n in named) \
+                and len({tuple(self.cards[n]["classes"]) for n in named}) == 1:
+            return sorted(named)
         groups = {}
         for name, card in self.cards.items():
             groups.setdefault(tuple(card["classes"]), []).append(name)
         return max(groups.values(), key=len, default=[])
+
+    def best_on_validation(self) -> str | None:
+        """The model with the highest validation balanced accuracy, or ENSEMBLE where the
+        ensemble's record scores higher still (the app's default); None without figures."""
+        scores = {name: card["validation"]["balanced_accuracy"]
+                  for name, card in self.cards.items()
+                  if "balanced_accuracy" in (card.get("validation") or {})}
+        record = ensemble_record_for(self.ensemble_record, self.ensemble_members())
+        if record and "balanced_accuracy" in (record.get("validation") or {}):
+            scores[ENSEMBLE] = record["validation"]["balanced_accuracy"]
+        return max(scores, key=scores.get, default=None)
 
     def get(self, name: str) -> dict:
         try:

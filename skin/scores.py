@@ -17,9 +17,9 @@ import pandas as pd
 from skin.files import atomic_write_text
 from skin.images import InvalidImage, read_image
 from skin.predict import ensemble_probabilities
+from skin.registry import ENSEMBLE
 
 SHIPPED_TEST_SCORES = Path(__file__).resolve().parents[1] / "assets" / "comparison" / "test-split.csv"
-ENSEMBLE = "ensemble"
 CHUNK = 32  # images in memory at once
 
 

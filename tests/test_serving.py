@@ -13,7 +13,7 @@ from skin.predict import (
     Ensemble, Predictor, choose_uncertainty_thresholds, ensemble_thresholds, flagging,
     summarise,
 )
-from skin.registry import ModelLoadError, Registry, load_model, model_dirs
+from skin.registry import ENSEMBLE, ModelLoadError, Registry, load_model, model_dirs
 from tests.conftest import CLASS_COLOURS, write_image
 
 
@@ -282,3 +282,26 @@ def test_the_ensemble_takes_the_largest_set_of_models_sharing_classes():
     registry.cards["d-seven"] = {"classes": seven}  # a tie: the first model's set
     assert registry.ensemble_members() == ["a-seven", "d-seven"]
     assert Registry().ensemble_members() == []
+
+
+def test_the_ensemble_record_names_its_members_where_they_are_all_registered():
+    seven = list("abcdefg")
+    cards = {n: {"classes": seven} for n in ("a", "b", "c")}
+    registry = Registry(cards=dict(cards), ensemble_record={"members": ["c", "a"]})
+    assert registry.ensemble_members() == ["a", "c"]  # chosen on validation: b left out
+    registry.ensemble_record = {"members": ["a", "z"]}  # z is not here: all that share classes
+    assert registry.ensemble_members() == ["a", "b", "c"]
+
+
+def test_the_default_model_is_the_best_on_validation():
+    def card(score):
+        return {"classes": ["x", "y"], "validation": {"balanced_accuracy": score}}
+    registry = Registry(cards={"a": card(0.60), "b": card(0.70), "c": {"classes": ["x", "y"]}})
+    assert registry.best_on_validation() == "b"
+    registry.ensemble_record = {"members": ["a", "b"], "validation": {"balanced_accuracy": 0.72}}
+    assert registry.best_on_validation() == ENSEMBLE
+    registry.ensemble_record = {"members": ["a", "c"], "validation": {"balanced_accuracy": 0.72}}
+    assert registry.best_on_validation() == ENSEMBLE  # a and c share classes: its members
+    registry.ensemble_record["members"] = ["a"]  # a record for one model is no ensemble
+    assert registry.best_on_validation() == "b"
+    assert Registry().best_on_validation() is None
