@@ -237,3 +237,23 @@ def format_report(report: dict) -> str:
                  f"{report['seed_spread']:.3f} on {report['seed_spread_measured_on']}: "
                  "docs/training-log.md)")
     return "\n".join(lines)
+
+
+def pretraining_effect(pairs: pd.DataFrame, pretrained: dict, backbone: dict) -> pd.DataFrame:
+    """For each backbone with a from-scratch and an ImageNet-initialised model among the
+    paired table's models: balanced accuracy of the ImageNet one minus the scratch one,
+    with its paired interval and verdict. `pretrained` and `backbone` map each model name
+    to whether it started from ImageNet and to its backbone."""
+    rows = []
+    for row in pairs.itertuples():
+        a, b = row.model_a, row.model_b
+        if a not in pretrained or b not in pretrained or backbone[a] != backbone[b] \
+                or pretrained[a] == pretrained[b]:
+            continue
+        sign = 1 if pretrained[a] else -1
+        low, high = sorted((sign * row.low, sign * row.high))
+        rows.append({"backbone": backbone[a], "imagenet": a if pretrained[a] else b,
+                     "scratch": b if pretrained[a] else a, "difference": sign * row.difference,
+                     "low": low, "high": high, "verdict": row.verdict})
+    return pd.DataFrame(rows, columns=["backbone", "imagenet", "scratch", "difference",
+                                       "low", "high", "verdict"])

@@ -19,7 +19,8 @@ class ResultsError(Exception):
     pass
 
 
-def _with_interval(value, interval) -> str:
+def with_interval(value, interval) -> str:
+    """0.652 [0.599, 0.702]; 'n/a' without a value."""
     if value is None:
         return "n/a"
     return f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
@@ -28,11 +29,11 @@ def _with_interval(value, interval) -> str:
 def _row(name: str, init: str, evaluation: dict, referral: dict | None, cards: list[dict]) -> str:
     intervals = evaluation.get("intervals_95") or {}
     test = referral_on_test(referral)
-    rule = [_with_interval(test.get(k), (test.get("intervals_95") or {}).get(k))
+    rule = [with_interval(test.get(k), (test.get("intervals_95") or {}).get(k))
             for k in ("sensitivity", "specificity")] if test else ["no rule", "no rule"]
     cost = (f"{sum(c['parameters'] for c in cards) / 1e6:.1f} M",
             f"{sum(c['source']['bytes'] for c in cards) / 2**20:.1f} MiB")
-    return "| " + " | ".join([name, init] + [_with_interval(evaluation.get(k), intervals.get(k))
+    return "| " + " | ".join([name, init] + [with_interval(evaluation.get(k), intervals.get(k))
                                        for _, k in METRICS] + rule + list(cost)) + " |"
 
 

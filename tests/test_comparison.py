@@ -1,12 +1,13 @@
 """The comparator's figures, against small cases checked by hand."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from skin.comparison import (
     HELD_OUT_SEED_SPREAD, SEED_SPREAD, agreement, balanced_accuracy_intervals, comparison_report,
     difference_matrix, format_report, mcnemar, paired_differences, pareto_front, per_class_recall,
-    proportion, verdict,
+    pretraining_effect, proportion, verdict,
 )
 from skin.metrics import bootstrap_intervals, paired_difference
 
@@ -126,3 +127,20 @@ def test_models_on_different_images_are_refused():
         paired_differences(Y, {"a": one_hot([0, 1, 1])})
     with pytest.raises(ValueError, match="class indices from 0 to 1"):
         per_class_recall([0, 2, 1, 1], PROBS, ["x", "y"])
+
+
+def test_the_pretraining_effect_is_imagenet_minus_scratch_of_one_backbone():
+    pairs = pd.DataFrame([
+        {"model_a": "m-scratch", "model_b": "m-imagenet", "difference": -0.07, "low": -0.11,
+         "high": -0.03, "verdict": "resolved"},
+        {"model_a": "m-imagenet", "model_b": "r-scratch", "difference": 0.05, "low": 0.01,
+         "high": 0.09, "verdict": "resolved"},  # another backbone: not the effect
+        {"model_a": "m-scratch", "model_b": "r-scratch", "difference": 0.01, "low": -0.02,
+         "high": 0.04, "verdict": "not resolved"},
+    ])
+    effect = pretraining_effect(
+        pairs, {"m-scratch": False, "m-imagenet": True, "r-scratch": False},
+        {"m-scratch": "mobilenetv2", "m-imagenet": "mobilenetv2", "r-scratch": "resnet50"})
+    assert effect.to_dict("records") == [{
+        "backbone": "mobilenetv2", "imagenet": "m-imagenet", "scratch": "m-scratch",
+        "difference": 0.07, "low": 0.03, "high": 0.11, "verdict": "resolved"}]

@@ -9,12 +9,14 @@ import pandas as pd
 import streamlit as st
 from sklearn.metrics import auc, precision_recall_curve, roc_curve
 
+from skin.cards import init_label, training
 from skin.classes import MALIGNANT, full_name
 from skin.comparison import (
     SEED_SPREAD, agreement, balanced_accuracy_intervals, class_support, paired_differences,
-    pareto_front, per_class_recall,
+    pareto_front, per_class_recall, pretraining_effect,
 )
 from skin.decision import malignant_probability, usable_referral
+from skin.results import with_interval
 from skin.scores import ENSEMBLE
 from ui import charts
 
@@ -66,6 +68,8 @@ def show(scored, cards: dict, ensemble_record: dict | None, key: str) -> None:
             {"difference": "{:+.3f}", "low": "{:+.3f}", "high": "{:+.3f}", "mcnemar_p": "{:.3g}"}),
             width="stretch", hide_index=True)
 
+    show_pretraining_effect(found["pairs"], found["quality"], cards)
+
     st.header("Cost against quality")
     show_cost(scored, cards, found["quality"], key)
 
@@ -84,6 +88,42 @@ def show(scored, cards: dict, ensemble_record: dict | None, key: str) -> None:
                                "Cohen's kappa", "balanced accuracy")),
                                file_name=f"{label.replace(' ', '_').replace(chr(39), '')}.csv",
                                mime="text/csv", key=f"download-{label}-{key}")
+
+
+def show_pretraining_effect(pairs, quality, cards: dict) -> None:
+    """ImageNet against from scratch, for each backbone trained both ways: paired on these
+    images, with what each cost to train."""
+    compared = {n: c for n, c in cards.items() if n in quality.index}
+    effect = pretraining_effect(
+        pairs, {n: c.get("init") == "imagenet" for n, c in compared.items()},
+        {n: c["backbone"] for n, c in compared.items()})
+    if effect.empty:
+        return
+    st.header("What ImageNet pretraining buys")
+    for row in effect.itertuples():
+        scratch, imagenet = compared[row.scratch], compared[row.imagenet]
+        st.markdown(
+            f"**{row.backbone}**: {row.imagenet} ({init_label(imagenet)}) minus "
+            f"{row.scratch} ({init_label(scratch)}): **{row.difference * 100:+.1f} points** "
+            f"of balanced accuracy [{row.low * 100:+.1f}, {row.high * 100:+.1f}], "
+            f"{row.verdict}. Balanced accuracy {with_interval(*interval_of(quality, row.imagenet))} "
+            f"against {with_interval(*interval_of(quality, row.scratch))}. Training: "
+            f"{training_cost(imagenet)} against {training_cost(scratch)}.")
+    st.caption("Paired: the same images, resampled together (1,000 bootstrap resamples). "
+               "Training time as each card records it, on 2 CPU cores.")
+
+
+def interval_of(quality, name: str) -> tuple:
+    row = quality.loc[name]
+    return row["value"], (row["low"], row["high"])
+
+
+def training_cost(card: dict) -> str:
+    record = training(card)
+    if "seconds" not in record:
+        return "not recorded"
+    return (f"{record['seconds'] / 60:.0f} min, {record.get('epochs_run', '?')} epochs at "
+            f"{card['input_size']} px")
 
 
 def member_cards(name: str, cards: dict, scored) -> list[dict]:
