@@ -95,11 +95,27 @@ def describe(name: str, blocks: dict) -> str:
             f"{guard['val_flagged']:.3f} of validation and {guard['test_flagged']:.3f} of test")
 
 
+def chosen_members(registry: Registry, names: str | None) -> list[str]:
+    """The ensemble's members: --members (each registered, one class list), or the
+    registry's own choice."""
+    if not names:
+        return registry.ensemble_members()
+    members = sorted(n.strip() for n in names.split(","))
+    for name in members:
+        registry.get(name)  # a CardError naming the registered models
+    if len({tuple(registry.cards[n]["classes"]) for n in members}) != 1:
+        raise CardError(f"--members {names}: the models do not share one class list")
+    return members
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m train.decisions", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, help="the dataset the models were trained on")
     p.add_argument("--models", default=str(SHIPPED_MODELS), help="a folder of model cards")
+    p.add_argument("--members", help="comma-separated: the models the ensemble averages, "
+                   "as chosen on validation (benchmarks/ensemble_choice.py); only these "
+                   "are scored (default: every model sharing one class list, all scored)")
     p.add_argument("--target-sensitivity", type=float, default=DEFAULT_TARGET_SENSITIVITY)
     p.add_argument("--guard-flag-rate", type=float, default=DEFAULT_GUARD_FLAG_RATE)
     p.add_argument("--bootstrap", type=int, default=1000, help="resamples for 95%% intervals")
@@ -111,9 +127,12 @@ def main(argv=None) -> int:
         registry = Registry.discover([Path(args.models)])
         if not registry.cards:
             raise CardError(f"{args.models} holds no model cards")
+        members = chosen_members(registry, args.members)
         images = SplitImages(load_dataset(args.data).table)
         scored = {}
         for name, card in registry.cards.items():
+            if args.members and name not in members:
+                continue
             print(f"scoring {name} ...", file=sys.stderr, flush=True)
             predictor = Predictor.from_card(card)
             outputs = {side: (np.array([card["classes"].index(label) for label in labels]),
@@ -133,7 +152,6 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
-    members = registry.ensemble_members()
     if len(members) > 1 and len({split_identity(registry.cards[m]) for m in members}) == 1:
         classes = registry.cards[members[0]]["classes"]
         guards = [registry.cards[m]["guard"] for m in members]
