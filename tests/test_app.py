@@ -349,3 +349,14 @@ def test_a_source_moved_by_st_secrets_keeps_what_still_holds():
         "gdrive": "ID", "sha256": "a" * 64, "bytes": 5, "dtype": "float16"}
     assert moved_source(shipped, {"url": "https://x/w.h5", "sha256": "b" * 64}) == {
         "url": "https://x/w.h5", "sha256": "b" * 64, "dtype": "float16"}
+
+
+def test_a_first_visit_says_what_the_models_are_before_any_image(app_env):
+    at = page("classify")
+    shown = texts(at)
+    assert "New here?" in shown and "not a medical device" in shown
+    assert "Samples" in shown and "held-out test images" in shown
+    default = at.selectbox(key="classify-model").value
+    assert f"Default: {default}, the best of these on the validation split" in shown
+    at.file_uploader[0].set_value(("lesion.jpg", jpeg(), "image/jpeg")).run()
+    assert not at.exception and "New here?" not in texts(at)

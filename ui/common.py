@@ -12,9 +12,10 @@ from pathlib import Path
 import streamlit as st
 
 from skin.decision import DECISION_TEXT, INCONCLUSIVE, LOW_RISK, NOT_DERMOSCOPY, REFER
-from skin.gradcam import overlay
 from skin.images import HEIF_SUFFIXES, HEIF_SUPPORTED, IMAGE_SUFFIXES, InvalidImage, read_image
-from skin.registry import LOAD_ERRORS, Registry
+from skin.cards import init_label, test_evaluation
+from skin.registry import ENSEMBLE, LOAD_ERRORS, Registry
+from skin.results import with_interval
 
 DISCLAIMER = ("**Research demo, not a medical device.** This output is not a diagnosis and "
               "must not guide any medical decision. See a dermatologist about any lesion "
@@ -127,6 +128,8 @@ def show_gradcam(member, heatmap, pixels, caption: str, opacity: float = 0.45) -
     """A member's Grad-CAM map over its input image, with the layer and grid it was
     computed on. A 1x1 map has nothing to localise: show the input and say so instead of
     a uniform colour that would read as "the whole image matters"."""
+    from skin.gradcam import overlay  # imports TensorFlow: not before a page has drawn
+
     grid = f"{heatmap.shape[0]}x{heatmap.shape[1]}"
     if heatmap.size > 1:
         st.image(overlay(pixels, heatmap, opacity), width="stretch",
@@ -135,6 +138,32 @@ def show_gradcam(member, heatmap, pixels, caption: str, opacity: float = 0.45) -
     st.image(pixels, width="stretch")
     st.caption(f"No Grad-CAM for {member.name}: its feature map is 1x1 at "
                f"{member.size} px input, so there is nothing to localise.")
+
+
+def first_visit(found: Registry, default: str | None) -> None:
+    """Before the first image: what the models are and how good the default one is on
+    held-out lesions, where the samples are, and where to read more."""
+    best = found.best_on_validation()
+    if best == ENSEMBLE:
+        evaluation = (found.ensemble_record or {}).get("evaluation") or {}
+    else:
+        evaluation = test_evaluation(found.cards[best]) if best else {}
+    inits = sorted({init_label(card) for card in found.cards.values()})
+    with st.container(border=True):
+        st.markdown(f"**New here?** {len(found.cards)} CNN models "
+                    f"({', '.join(sorted({c['backbone'] for c in found.cards.values()}))}; "
+                    f"{'; '.join(inits)}), trained on HAM10000 dermoscopy images.")
+        if evaluation.get("balanced_accuracy") is not None:
+            interval = (evaluation.get("intervals_95") or {}).get("balanced_accuracy")
+            st.markdown(
+                f"The default, {default}, scored a balanced accuracy of "
+                f"{with_interval(evaluation['balanced_accuracy'], interval)} on "
+                f"{evaluation['n']:,} held-out test images (lesions it never saw, from the "
+                "same four clinics; expect less on photos from elsewhere). Chance is 0.14.")
+        st.markdown("Pick an image in the **Samples** tab above, upload your own or use "
+                    "the camera.")
+        st.page_link("pages/about.py", label="How the models were trained, the data and "
+                     "its licence", icon=":material/info:")
 
 
 def no_models_message(found: Registry) -> bool:

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from skin.cards import class_balance, referral_on_test, test_evaluation, training
+from skin.cards import class_balance, init_label, referral_on_test, test_evaluation, training
 
 METRICS = ["accuracy", "balanced_accuracy", "macro_f1", "top3_accuracy", "auc_ovr", "ece"]
 LOWER_IS_BETTER = {"ece"}
@@ -28,6 +28,7 @@ def metrics_table(cards: dict) -> pd.DataFrame:
             "parameters (M)": round(card.get("parameters", 0) / 1e6, 1) or None,
             "weights (MiB)": round(card["source"].get("bytes", 0) / 2**20, 1) or None,
             "input px": card["input_size"],
+            "initialisation": init_label(card),
             "class balance": class_balance(card),
             "split": (training(card).get("split_fingerprint") or "")[:10],
         })
