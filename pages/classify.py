@@ -40,7 +40,8 @@ with decision_column:
     if default in options:
         st.caption(f"Default: {default}, the best of these on the validation split "
                    "(balanced accuracy).")
-    tta = st.toggle("Test-time augmentation (average 8 mirrored/rotated views)")
+    tta = st.toggle("Test-time augmentation", help="Average the model over 8 mirrored and "
+                    "rotated views of the image")
     top_k = st.slider("Classes shown", 1, 7, 3)
 
 use_ensemble = choice == ensemble_label

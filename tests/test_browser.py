@@ -5,6 +5,7 @@ Set SKIN_SCREENSHOTS=DIR to keep a screenshot of every page there (docs/ holds t
 
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -153,6 +154,28 @@ def test_upload_an_image_and_read_the_prediction(app_url, browser, tmp_path):
     assert any(decision in body for decision in ("Refer.", "Inconclusive.", "Low risk."))
     assert "Traceback" not in body
     screenshot(page, "classify")
+
+
+def test_on_a_phone_the_decision_comes_right_after_the_input(app_url, browser, tmp_path):
+    """At 390x844 the columns stack: the decision must come before the photo and its
+    Grad-CAM, and nothing may scroll sideways."""
+    image = synthetic_lesion(tmp_path / "lesion.jpg")
+    page = browser.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+    page.goto(app_url)
+    page.get_by_text("Classify a lesion").wait_for(timeout=60_000)
+    page.locator('input[type="file"]').first.set_input_files(str(image))
+    page.get_by_text("Grad-CAM for").first.wait_for(timeout=120_000)
+    page.wait_for_function(PAGE_DRAWN, timeout=60_000)
+    decision = page.get_by_text(re.compile(r"^(Refer|Inconclusive|Low risk)\.")).first
+    photo = page.locator('[data-testid="stImage"]').first
+    uploader = page.locator('[data-testid="stFileUploader"]').first
+    top = {name: element.bounding_box()["y"] for name, element in
+           (("uploader", uploader), ("decision", decision), ("photo", photo))}
+    assert top["uploader"] < top["decision"] < top["photo"], top
+    too_wide = page.evaluate("""() => Array.from(document.querySelectorAll('*'))
+        .filter((e) => e.checkVisibility() && e.getBoundingClientRect().right > window.innerWidth + 1)
+        .map((e) => e.tagName + ': ' + e.innerText.slice(0, 80) + ' @' + e.getBoundingClientRect().right).slice(0, 5)""")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390 and not too_wide, too_wide
 
 
 def test_a_bad_upload_shows_an_error_in_the_browser(app_url, browser, tmp_path):
