@@ -14,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import ROOT
 from tests.test_browser import browser, memory_mib, streamlit_app  # noqa: F401  (shared fixture)
 
 SESSIONS = 8
 ROUNDS = int(os.environ.get("SKIN_LOAD_ROUNDS", 5))
-SHIPPED_MODELS = 5
+SHIPPED_MODELS = len([p for p in (ROOT / "assets" / "models").glob("*.json")
+                      if p.name != "ensemble.json"])
 ROUND_TO_ROUND_MIB = 400
 # The app's own error boxes and Streamlit's exception box: any of them fails the test
 # at once instead of after the long wait for an answer that will not come.

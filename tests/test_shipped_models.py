@@ -18,8 +18,10 @@ from skin.predict import Predictor
 from skin.decision import is_flagged, malignant_probability, referral_rates
 from skin.registry import ENSEMBLE_RECORD, SHIPPED_MODELS, Registry, load_guard
 from tests.conftest import ROOT
+from train.imagenet import DEFAULT_LOCAL_FILES
 
 MiB = 2**20
+TFLITE_SHA256 = "5d3137241276e79c86d14a74fe43581398ae0e815191d3dba45495b810840e8c"  # ../shared/weights/README.md
 CARDS = sorted(p for p in SHIPPED_MODELS.glob("*.json") if p.name != ENSEMBLE_RECORD)
 
 
@@ -36,7 +38,13 @@ def test_a_shipped_card(card_path):
     card = json.loads(card_path.read_text())
     weights = SHIPPED_MODELS / card["source"]["file"]
     assert file_sha256(weights) == card["source"]["sha256"]
-    assert card["source"]["dtype"] == "float16" and card["init"] == "scratch"
+    assert card["source"]["dtype"] == "float16"
+    assert card["init"] in ("scratch", "imagenet")  # the README table and About say which
+    if card["init"] == "imagenet":  # which file, its sha256 and licence
+        provenance = card["init_weights"]
+        assert provenance["label"] == "ImageNet (MobileNetV2, 8-bit, Google, Apache-2.0)"
+        assert provenance["file"] == DEFAULT_LOCAL_FILES["mobilenetv2"].name
+        assert provenance["sha256"] == TFLITE_SHA256 and "Apache-2.0" in provenance["licence"]
     assert class_balance(card) in ("weights", "sampling")  # the README table says which
     evaluation = card["evaluation"]
     assert evaluation["split"] == "test"
