@@ -25,8 +25,8 @@ def shipped_scores(modified: float) -> Scores | None:
 
 
 def compared_cards(found) -> dict:
-    """The models compared: those sharing the ensemble's classes (one table needs one)."""
-    return {n: found.cards[n] for n in found.ensemble_members()}
+    """The models compared: the largest set sharing one class list (one table needs one)."""
+    return {n: found.cards[n] for n in found.comparable_models()}
 
 
 def shipped(found) -> Scores | None:

@@ -90,11 +90,16 @@ class Registry:
     def ensemble_members(self) -> list[str]:
         """The models the ensemble averages: those its record names, where all of them
         are registered and share one class list (the members chosen on validation);
-        else the largest set sharing one class list (on a tie, the first model's)."""
+        else every comparable model."""
         named = (self.ensemble_record or {}).get("members", [])
         if len(named) > 1 and all(n in self.cards for n in named) \
                 and len({tuple(self.cards[n]["classes"]) for n in named}) == 1:
             return sorted(named)
+        return self.comparable_models()
+
+    def comparable_models(self) -> list[str]:
+        """The models one comparison can hold: the largest set sharing one class list (on
+        a tie, the set of the first model by name)."""
         groups = {}
         for name, card in self.cards.items():
             groups.setdefault(tuple(card["classes"]), []).append(name)

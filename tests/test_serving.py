@@ -289,6 +289,7 @@ def test_the_ensemble_record_names_its_members_where_they_are_all_registered():
     cards = {n: {"classes": seven} for n in ("a", "b", "c")}
     registry = Registry(cards=dict(cards), ensemble_record={"members": ["c", "a"]})
     assert registry.ensemble_members() == ["a", "c"]  # chosen on validation: b left out
+    assert registry.comparable_models() == ["a", "b", "c"]  # a comparison holds them all
     registry.ensemble_record = {"members": ["a", "z"]}  # z is not here: all that share classes
     assert registry.ensemble_members() == ["a", "b", "c"]
 
