@@ -23,6 +23,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from skin.cards import init_label  # noqa: E402
 from skin.decision import (  # noqa: E402
     DECISION_TEXT, NOT_DERMOSCOPY, is_flagged, malignant_probability, referral_report,
     usable_referral,
@@ -81,7 +82,8 @@ def predictors(cards, choice: str) -> tuple[list, dict]:
 
 def cmd_models(args, registry):
     rows = [{"name": c["name"], "backbone": c["backbone"], "input_size": c["input_size"],
-             "classes": len(c["classes"]), "source": describe(c["source"]),
+             "classes": len(c["classes"]), "initialisation": init_label(c),
+             "source": describe(c["source"]),
              "weights_present": weights_present(c)} for c in registry.cards.values()]
     if args.json:
         print(json.dumps({"models": rows, "problems": registry.problems}, indent=1))
@@ -91,7 +93,7 @@ def cmd_models(args, registry):
     for r in rows:
         print(f"{r['name']:<28} {r['backbone']:<15} {r['input_size']:>4} px  {r['classes']} "
               f"classes  {'present' if r['weights_present'] else 'not downloaded':<15} "
-              f"{r['source']}")
+              f"{r['source']}  ({r['initialisation']})")
     for problem in registry.problems:
         print(f"warning: {problem}", file=sys.stderr)
     return 0

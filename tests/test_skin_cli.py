@@ -57,6 +57,7 @@ def test_models_lists_the_registered_models(tiny_models):
     assert rows["tiny-mobilenetv2"]["backbone"] == "mobilenetv2"
     assert rows["tiny-mobilenetv2"]["weights_present"] is True
     assert rows["tiny-efficientnetb0"]["input_size"] == 32
+    assert rows["tiny-mobilenetv2"]["initialisation"] == "from scratch"
 
 
 def test_predict_json_and_text(tiny_models, labelled_folder):
