@@ -112,10 +112,10 @@ PAGE_DRAWN = """() => {
 }"""
 
 
-def screenshot(page, name: str) -> None:
+def screenshot(page, name: str, width: int = 1280, height: int = 2000) -> None:
     folder = os.environ.get("SKIN_SCREENSHOTS")
     if folder:
-        page.set_viewport_size({"width": 1280, "height": 2000})  # Streamlit scrolls inside
+        page.set_viewport_size({"width": width, "height": height})  # Streamlit scrolls inside
         page.wait_for_function(PAGE_DRAWN, timeout=60_000)
         # The resize makes charts and tables lay out again, slowly on busy cores: keep
         # the first picture that no longer changes.
@@ -176,6 +176,7 @@ def test_on_a_phone_the_decision_comes_right_after_the_input(app_url, browser, t
         .filter((e) => e.checkVisibility() && e.getBoundingClientRect().right > window.innerWidth + 1)
         .map((e) => e.tagName + ': ' + e.innerText.slice(0, 80) + ' @' + e.getBoundingClientRect().right).slice(0, 5)""")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390 and not too_wide, too_wide
+    screenshot(page, "classify-phone", width=390, height=1600)
 
 
 def test_a_bad_upload_shows_an_error_in_the_browser(app_url, browser, tmp_path):
