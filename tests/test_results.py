@@ -22,7 +22,7 @@ def test_every_figure_comes_from_its_card():
         assert f"| {init_label(card)} |" in rows[name]
     assert any(name.startswith("**ensemble**") for name in rows)
     assert f"{registry.ensemble_record['evaluation']['balanced_accuracy']:.3f}" in \
-        rows["**ensemble** (mean of 5)"]
+        rows[f"**ensemble** (mean of {len(registry.ensemble_record['members'])})"]
 
 
 def test_the_table_replaces_what_is_between_its_markers(tmp_path):
