@@ -16,44 +16,23 @@ figures before and after a change on the same machine.
 """
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, free_port  # noqa: E402
+from tests.test_browser import CHROMIUM, CHROMIUM_FLAGS, streamlit_app  # noqa: E402
 from tests.test_load import wait_for_comparison  # noqa: E402
 
 IMAGE = sorted((ROOT.parent / "shared" / "data" / "ham10000" / "images").glob("*.jpg"))[7]
 
 
-def start_server(app: Path, model_dirs: str):
-    """`streamlit run app.py` in `app`; (process, address)."""
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=app, env={**os.environ, "SKIN_MODEL_DIRS": model_dirs},
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    while True:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                return server, url
-        except OSError:
-            time.sleep(0.1)
-
-
 def classify_timings(chromium, app: Path, model_dirs: str) -> tuple[float, float]:
     started = time.monotonic()
-    server, url = start_server(app, model_dirs)
-    try:
+    with streamlit_app(model_dirs, app=app) as url:
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
         page.goto(url)
         page.get_by_text("Classify a lesion").first.wait_for(timeout=120_000)
@@ -63,15 +42,11 @@ def classify_timings(chromium, app: Path, model_dirs: str) -> tuple[float, float
         upload.set_input_files(str(IMAGE))
         page.get_by_text("Grad-CAM for").first.wait_for(timeout=300_000)
         return interactive, time.monotonic() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def compare_timing(chromium, app: Path, model_dirs: str, maps: int) -> float:
     started = time.monotonic()
-    server, url = start_server(app, model_dirs)
-    try:
+    with streamlit_app(model_dirs, app=app) as url:
         page = chromium.new_page(viewport={"width": 1280, "height": 900})
         page.goto(f"{url}/compare")
         upload = page.locator('input[type="file"]').first
@@ -79,9 +54,6 @@ def compare_timing(chromium, app: Path, model_dirs: str, maps: int) -> float:
         upload.set_input_files(str(IMAGE))
         wait_for_comparison(page, IMAGE, maps)
         return time.monotonic() - started
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main() -> None:

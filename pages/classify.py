@@ -48,7 +48,7 @@ use_ensemble = choice == ensemble_label
 names = ensemble_names if use_ensemble else [choice]
 if image is None:
     with decision_column:
-        first_visit(found, default)
+        first_visit(found, best, default)
         for name in names:  # ready before the first image comes
             predictor(found.cards[name])
     st.stop()

@@ -92,10 +92,13 @@ class Registry:
         are registered and share one class list (the members chosen on validation);
         else every comparable model."""
         named = (self.ensemble_record or {}).get("members", [])
-        if len(named) > 1 and all(n in self.cards for n in named) \
-                and len({tuple(self.cards[n]["classes"]) for n in named}) == 1:
+        if len(named) > 1 and all(n in self.cards for n in named) and self.share_classes(named):
             return sorted(named)
         return self.comparable_models()
+
+    def share_classes(self, names) -> bool:
+        """Whether these registered models have one class list (one ensemble, one table)."""
+        return len({tuple(self.cards[n]["classes"]) for n in names}) == 1
 
     def comparable_models(self) -> list[str]:
         """The models one comparison can hold: the largest set sharing one class list (on

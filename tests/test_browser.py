@@ -53,9 +53,9 @@ class ServerURL(str):
 
 
 @contextlib.contextmanager
-def streamlit_app(model_dirs: str, sample_dir: Path | None = None):
-    """`streamlit run app.py` on a free port of 127.0.0.1; its address once it is healthy.
-    Without sample_dir the app offers its default sample images."""
+def streamlit_app(model_dirs: str, sample_dir: Path | None = None, app: Path = ROOT):
+    """`streamlit run app.py` (of the checkout `app`) on a free port of 127.0.0.1; its
+    address once it is healthy. Without sample_dir the app offers its default samples."""
     port = free_port()
     env = {**os.environ, "SKIN_MODEL_DIRS": model_dirs}
     if sample_dir is not None:
@@ -63,7 +63,7 @@ def streamlit_app(model_dirs: str, sample_dir: Path | None = None):
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cwd=app, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = ServerURL(f"http://127.0.0.1:{port}")
     url.server_pid = server.pid
     deadline = time.monotonic() + 90
@@ -73,7 +73,7 @@ def streamlit_app(model_dirs: str, sample_dir: Path | None = None):
                 break
         except OSError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)
     else:
         server.kill()
         server.wait(timeout=30)

@@ -103,7 +103,7 @@ def chosen_members(registry: Registry, names: str | None) -> list[str]:
     members = sorted(n.strip() for n in names.split(","))
     for name in members:
         registry.get(name)  # a CardError naming the registered models
-    if len({tuple(registry.cards[n]["classes"]) for n in members}) != 1:
+    if not registry.share_classes(members):
         raise CardError(f"--members {names}: the models do not share one class list")
     return members
 

@@ -140,10 +140,10 @@ def show_gradcam(member, heatmap, pixels, caption: str, opacity: float = 0.45) -
                f"{member.size} px input, so there is nothing to localise.")
 
 
-def first_visit(found: Registry, default: str | None) -> None:
-    """Before the first image: what the models are and how good the default one is on
-    held-out lesions, where the samples are, and where to read more."""
-    best = found.best_on_validation()
+def first_visit(found: Registry, best: str | None, default: str | None) -> None:
+    """Before the first image: what the models are and how good the default one (`best`,
+    shown as `default`) is on held-out lesions, where the samples are, and where to read
+    more."""
     if best == ENSEMBLE:
         evaluation = (found.ensemble_record or {}).get("evaluation") or {}
     else:
